@@ -1,0 +1,66 @@
+"""What every checkpoint reader offers: a ModelSpec and lazy tensors by canonical name."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import fail
+from . import names
+from .spec import ModelSpec
+
+
+class Checkpoint(abc.ABC):
+    """A checkpoint opened for reading. Tensors are read one at a time, never all at once.
+
+    `read(name)` returns a float32 or float16 array in canonical layout (names.py); it may be a view of a
+    memory map, so callers copy it if they keep it past the checkpoint's life.
+    """
+
+    path: Path
+    spec: ModelSpec
+    format: str  # "hf", "meta" or "gguf": the tokenizer package exports each format's vocabulary
+
+    @abc.abstractmethod
+    def tensor_names(self) -> list[str]:
+        """Canonical names of the tensors this checkpoint holds."""
+
+    @abc.abstractmethod
+    def read(self, name: str) -> np.ndarray:
+        """One tensor by canonical name, in canonical layout."""
+
+    def fingerprint(self) -> str:
+        """A cheap identity of the checkpoint's content, for cache keys: names, sizes and mtimes of its files."""
+        parts = []
+        for p in sorted(self.source_files()):
+            st = p.stat()
+            parts.append(f"{p.name}:{st.st_size}:{st.st_mtime_ns}")
+        return "|".join(parts)
+
+    def source_files(self) -> list[Path]:
+        return [self.path] if self.path.is_file() else [p for p in self.path.iterdir() if p.is_file()]
+
+    def tensors(self) -> Iterator[tuple[str, np.ndarray]]:
+        """(name, tensor) in forward-pass order, each checked against the spec's shape."""
+        for name in names.canonical_names(self.spec.num_layers, self.spec.tie_word_embeddings):
+            yield name, self.checked(name)
+
+    def checked(self, name: str) -> np.ndarray:
+        """`read(name)`, failing with the file named if the shape disagrees with the config."""
+        tensor = self.read(name)
+        want = names.expected_shape(name, self.spec)
+        if tuple(tensor.shape) != want:
+            raise fail(self.path, f"tensor {name} has shape {tuple(tensor.shape)} but the config implies {want}")
+        return tensor
+
+    def close(self) -> None:
+        """Release file handles and maps."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

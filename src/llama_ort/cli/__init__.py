@@ -1,0 +1,45 @@
+"""`llama-ort`: argument parsing, then one call into the library per command.
+
+Each command lives in its own module of this package with `register(subparsers)`, which adds its parser
+and sets `run(args) -> int`. Errors users can fix (LlamaOrtError) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+from ..errors import LlamaOrtError
+
+COMMANDS = ("info",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llama-ort",
+        description="Turn Llama-family checkpoints into ONNX models optimized for ONNX Runtime, and run them.",
+    )
+    parser.add_argument("--version", action="version", version=f"llama-ort {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f".{name.replace('-', '_')}", __name__).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except LlamaOrtError as e:
+        print(f"llama-ort: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("llama-ort: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
