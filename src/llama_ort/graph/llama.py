@@ -1,0 +1,192 @@
+"""The Llama decoder as one ONNX model with a static, in-place KV cache.
+
+Layouts: "merged" is the seed's: an If node picks `decoder` (any sequence length, for the prompt) or
+`decoder_with_past` (one token), both reading the same initializers. "single" is one graph for both, for
+providers that capture it whole (CUDA graphs cannot capture control flow). docs/model-format.md has the
+inputs and outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto
+
+from .. import model_format as io
+from ..checkpoint import names
+from ..checkpoint.base import Checkpoint
+from ..checkpoint.spec import ModelSpec
+from ..errors import LlamaOrtError
+from .blocks import AttentionState, attention, mlp, residual_rms_norm, rms_norm
+from .builder import GraphBuilder, WeightStore, make_model
+from .rope import cos_sin_tables
+from .target import LAYOUTS, Target, get_target
+from .weights import QuantOptions, Weights
+
+MODEL_FILES = {"merged": "decoder_model_merged.onnx", "single": "decoder_model.onnx"}
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    target: str = "cpu"
+    precision: str = "fp32"
+    layout: str | None = None  # None: the target's default
+    quant: QuantOptions = field(default_factory=QuantOptions)
+    all_logits: bool = False  # logits for every position, not only each row's last
+    num_layers: int | None = None  # build only the first N layers (debugging)
+
+    def resolved(self) -> BuildOptions:
+        target = get_target(self.target)
+        target.check_precision(self.precision)
+        layout = self.layout or target.default_layout
+        if layout not in LAYOUTS:
+            raise LlamaOrtError(f"--layout: unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+        if self.quant.block_size not in (16, 32, 64, 128, 256):
+            raise LlamaOrtError(f"--block-size: {self.quant.block_size} is not one of 16, 32, 64, 128, 256")
+        return dataclasses.replace(self, layout=layout)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def decoder(b: GraphBuilder, w: Weights, target: Target, spec: ModelSpec, input_ids: str, state: AttentionState,
+            present: list[tuple[str, str]], *, is_decode: bool, all_logits: bool) -> tuple[str, str]:
+    """The forward pass: embeddings, layers, final norm, lm_head. Returns (logits, next_token)."""
+    eps = spec.rms_norm_eps
+    h = b.op("Gather", w.vector(b, names.EMBED), input_ids, name="embed")  # [B, S, H]
+    x = rms_norm(b, w, h, names.layer(0, "input_layernorm.weight"), eps)
+    for i in range(spec.num_layers):
+        with b.scope(f"layers.{i}"):
+            a = attention(b, w, target, spec, i, x, io.past_key(i), io.past_value(i), state, *present[i])
+            x, h = residual_rms_norm(b, w, target, a, h, names.layer(i, "post_attention_layernorm.weight"), eps)
+            m = mlp(b, w, target, i, x)
+            next_norm = names.layer(i + 1, "input_layernorm.weight") if i + 1 < spec.num_layers else names.FINAL_NORM
+            x, h = residual_rms_norm(b, w, target, m, h, next_norm, eps)
+    with b.scope("head"):
+        x = x if all_logits else last_positions(b, x, state, spec, is_decode)
+        logits = lm_head(b, w, spec, x)
+        if w.dtype != np.float32:
+            logits = b.op("Cast", logits, to=TensorProto.FLOAT, name="logits_fp32")
+        next_token = b.op("ArgMax", logits, axis=-1, keepdims=0, name="argmax")
+    return logits, next_token
+
+
+def last_positions(b: GraphBuilder, x: str, state: AttentionState, spec: ModelSpec, is_decode: bool) -> str:
+    """[B, S, H] -> [B, H]: each row's last real token (rows of a prompt batch are right-padded)."""
+    if not is_decode:
+        seq_len = b.op("Squeeze", b.op("Shape", x, start=1, end=2), name="seq_len")
+        # Row b's last token sits at seqlens_k[b] in a first prompt, and at S-1 when the prompt extends a cache.
+        last = b.op("Min", b.op("Cast", state.seqlens_k, to=TensorProto.INT64), b.op("Sub", seq_len, b.const(1)))
+        index = b.op("Expand", b.op("Reshape", last, b.const([-1, 1, 1])), b.const([1, 1, spec.hidden_size]))
+        x = b.op("GatherElements", x, index, axis=1, name="last")  # [B, 1, H]
+    return b.op("Squeeze", x, b.const([1]), name="last_hidden")
+
+
+def lm_head(b: GraphBuilder, w: Weights, spec: ModelSpec, x: str) -> str:
+    weight = names.EMBED if spec.tie_word_embeddings else names.LM_HEAD
+    if w.precision == "int4" and w.quant.quantize_lm_head:
+        return w.linear(b, x, [weight], "lm_head")
+    # Gemm with transB reads the [vocab, H] table as stored, shared with the embeddings when tied.
+    table = w.vector(b, weight)
+    flat = b.op("Reshape", x, b.const([-1, spec.hidden_size]))
+    logits = b.op("Gemm", flat, table, transB=1, name="lm_head")
+    shape = b.op("Concat", b.op("Shape", x, start=0, end=-1), b.const([spec.vocab_size]), axis=0)
+    return b.op("Reshape", logits, shape, name="logits")
+
+
+def attention_state(b: GraphBuilder, spec: ModelSpec, mask: str, dtype: np.dtype) -> tuple[AttentionState, str]:
+    """Sequence lengths and rotary tables for every layer, and the next step's attention mask."""
+    lens = b.op("ReduceSum", mask, b.const([1]), keepdims=0, name="lengths")  # [B]
+    seqlens_k = b.op("Cast", b.op("Sub", lens, b.const(1)), to=TensorProto.INT32, name="seqlens_k")
+    total = b.op("Cast", b.op("ReduceMax", lens, keepdims=0), to=TensorProto.INT32, name="total_sequence_length")
+    cos, sin = cos_sin_tables(spec, spec.context_length, dtype)
+    state = AttentionState(seqlens_k, total, b.weights.add("rotary.cos_cache", cos),
+                           b.weights.add("rotary.sin_cache", sin))
+    # The next token goes to position lengths[b]: mark it, so the runtime feeds the output straight back.
+    max_seq_len = b.op("Squeeze", b.op("Shape", mask, start=1, end=2))
+    positions = b.op("Range", b.const(0), max_seq_len, b.const(1), name="positions")  # [M]
+    is_next = b.op("Equal", b.op("Unsqueeze", positions, b.const([0])), b.op("Unsqueeze", lens, b.const([1])))
+    next_mask = b.op("Max", mask, b.op("Cast", is_next, to=TensorProto.INT64), name="next_mask")
+    return state, next_mask
+
+
+def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_read=None) -> io.Manifest:
+    """Write the model, its external data and the manifest into `folder` (which must exist)."""
+    options = options.resolved()
+    target = get_target(options.target)
+    spec = checkpoint.spec
+    if options.num_layers:
+        spec = dataclasses.replace(spec, num_layers=min(options.num_layers, spec.num_layers))
+    dtype = np.dtype(target.activation_dtype(options.precision))
+    model_file = MODEL_FILES[options.layout]
+    weights = Weights(checkpoint, spec, options.precision, dtype.name, options.quant, on_read)
+    store = WeightStore(folder / (model_file + ".data"), model_file + ".data")
+    try:
+        b = GraphBuilder("llama", store)
+        input_ids = b.input(io.INPUT_IDS, np.int64, [io.BATCH, io.SEQ_LEN])
+        mask = b.input(io.ATTENTION_MASK, np.int64, [io.BATCH, io.MAX_SEQ_LEN])
+        cache_shape = [io.BATCH, spec.num_kv_heads, io.MAX_SEQ_LEN, spec.head_dim]
+        for i in range(spec.num_layers):
+            b.input(io.past_key(i), dtype, cache_shape)
+            b.input(io.past_value(i), dtype, cache_shape)
+        state, next_mask = attention_state(b, spec, mask, dtype)
+
+        outputs = [io.LOGITS, io.NEXT_TOKEN] + [n for i in range(spec.num_layers)
+                                                 for n in (io.present_key(i), io.present_value(i))]
+        if options.layout == "single":
+            present = [(io.present_key(i), io.present_value(i)) for i in range(spec.num_layers)]
+            logits, next_token = decoder(b, weights, target, spec, input_ids, state, present,
+                                         is_decode=False, all_logits=options.all_logits)
+            b.op("Identity", logits, outputs=[io.LOGITS])
+            b.op("Identity", next_token, outputs=[io.NEXT_TOKEN])
+        else:
+            branches = [branch(store, weights, target, spec, input_ids, state, name, options.all_logits)
+                        for name in ("decoder", "decoder_with_past")]
+            seq_len = b.op("Shape", input_ids, start=1, end=2)
+            is_prompt = b.op("Greater", seq_len, b.const([1]), name="is_prompt")
+            b.op("If", is_prompt, outputs=outputs, name="decoder_or_decoder_with_past",
+                 then_branch=branches[0], else_branch=branches[1])
+        b.op("Identity", next_mask, outputs=[io.NEXT_ATTENTION_MASK])
+
+        logits_shape = [io.BATCH, io.SEQ_LEN, spec.vocab_size] if options.all_logits else [io.BATCH, spec.vocab_size]
+        b.output(io.LOGITS, np.float32, logits_shape)
+        b.output(io.NEXT_TOKEN, np.int64, [io.BATCH, io.SEQ_LEN] if options.all_logits else [io.BATCH])
+        b.output(io.NEXT_ATTENTION_MASK, np.int64, [io.BATCH, io.MAX_SEQ_LEN])
+        for i in range(spec.num_layers):
+            b.output(io.present_key(i), dtype, cache_shape)
+            b.output(io.present_value(i), dtype, cache_shape)
+    finally:
+        store.close()
+
+    manifest = io.Manifest(model_file=model_file, target=options.target, precision=options.precision,
+                           layout=options.layout, spec=spec.to_dict(), kv_dtype=dtype.name,
+                           all_logits=options.all_logits,
+                           quantization=options.quant.to_dict() if options.precision == "int4" else {})
+    model = make_model(b.graph(store.initializers), {"llama_ort.spec": json.dumps(spec.to_dict()),
+                                                     "llama_ort.layout": options.layout})
+    onnx.save_model(model, folder / model_file)
+    manifest.save(folder)
+    return manifest
+
+
+def branch(store: WeightStore, weights: Weights, target: Target, spec: ModelSpec, input_ids: str,
+           state: AttentionState, name: str, all_logits: bool) -> onnx.GraphProto:
+    """One If branch; it reads the outer graph's inputs and initializers."""
+    b = GraphBuilder(name, store, prefix=name + "/")
+    is_decode = name == "decoder_with_past"
+    if is_decode:  # a static [B, 1] shape, so providers can compile this branch once
+        input_ids = b.op("Reshape", input_ids, b.const([-1, 1]), name="input_ids")
+    present = [(b.value_name(f"present_key.{i}"), b.value_name(f"present_value.{i}")) for i in range(spec.num_layers)]
+    logits, next_token = decoder(b, weights, target, spec, input_ids, state, present,
+                                 is_decode=is_decode, all_logits=all_logits)
+    b.output(logits, np.float32)
+    b.output(next_token, np.int64)
+    for key, value in present:
+        b.output(key, weights.dtype)
+        b.output(value, weights.dtype)
+    return b.graph()

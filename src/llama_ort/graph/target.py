@@ -1,0 +1,61 @@
+"""Execution-provider targets: every difference between providers lives in this one table.
+
+Adding a provider is one entry. The graph builder asks the target, never `if target == ...`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import LlamaOrtError
+
+PRECISIONS = ("fp32", "fp16", "int4")
+LAYOUTS = ("merged", "single")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    provider: str  # the onnxruntime execution provider
+    default_layout: str  # merged: If(decoder | decoder_with_past), the seed's; single: one graph, no If
+    precisions: tuple[str, ...]
+    int4_activation: str  # activations around MatMulNBits: float32 or float16
+    skip_simplified_layer_norm: bool = True  # com.microsoft.SkipSimplifiedLayerNormalization
+    packed_qkv: bool = True  # one MatMul for Q, K and V
+    packed_gate_up: bool = True  # one MatMul for the MLP's gate and up projections
+
+    def check_precision(self, precision: str) -> None:
+        if precision not in PRECISIONS:
+            raise LlamaOrtError(f"--precision: unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if precision not in self.precisions:
+            raise LlamaOrtError(f"--precision: target {self.name} has no {precision} model; "
+                                f"choose one of {', '.join(self.precisions)}")
+
+    def activation_dtype(self, precision: str) -> str:
+        """The float type of activations, the KV cache and the embeddings for this precision."""
+        if precision == "fp32":
+            return "float32"
+        if precision == "fp16":
+            return "float16"
+        return self.int4_activation
+
+
+# The CPU provider runs fp16 GroupQueryAttention and norms, but fp16 MatMul is slow there: fp16 on the
+# CPU is for checking, int4 with float32 activations is for speed.
+TARGETS = {
+    t.name: t
+    for t in (
+        Target("cpu", "CPUExecutionProvider", "single", PRECISIONS, "float32"),
+        # CUDA graphs cannot capture control flow: the cuda model is a single graph used for prompt and decode.
+        Target("cuda", "CUDAExecutionProvider", "single", PRECISIONS, "float16"),
+        Target("dml", "DmlExecutionProvider", "merged", ("fp16", "int4", "fp32"), "float16"),
+        Target("webgpu", "WebGpuExecutionProvider", "merged", ("fp16", "int4", "fp32"), "float16"),
+    )
+}
+
+
+def get_target(name: str) -> Target:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise LlamaOrtError(f"--target: unknown target {name!r}; choose one of {', '.join(TARGETS)}") from None

@@ -1,0 +1,1 @@
+"""Pure tensor transforms for weights: blockwise int4 packing for MatMulNBits."""

@@ -1,0 +1,76 @@
+"""Blockwise 4-bit round-to-nearest quantization in com.microsoft.MatMulNBits' layout.
+
+A weight W [N, K] (out_features, in_features: the canonical layout) is cut along K into blocks of
+`block_size`. Each block gets a scale (and, if asymmetric, a zero point); codes are 0..15 and
+dequantize as (code - zero_point) * scale. Two codes share a byte, the lower index in the low nibble.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BLOCK_SIZES = (16, 32, 64, 128, 256)
+
+
+@dataclass
+class Int4Weight:
+    packed: np.ndarray  # uint8 [N, k_blocks, block_size / 2]
+    scales: np.ndarray  # [N, k_blocks], the activation dtype
+    zero_points: np.ndarray | None  # uint8 [N, ceil(k_blocks / 2)] (two per byte), None when symmetric (8)
+    k: int
+    n: int
+    block_size: int
+
+
+def quantize_int4(w: np.ndarray, block_size: int = 32, symmetric: bool = True, scale_dtype=np.float32) -> Int4Weight:
+    n, k = w.shape
+    k_blocks = -(-k // block_size)
+    blocks = np.zeros((n, k_blocks * block_size), np.float32)
+    blocks[:, :k] = w
+    blocks = blocks.reshape(n, k_blocks, block_size)
+
+    if symmetric:
+        # The value of largest magnitude maps to code 0 (-8 * scale), using the whole signed range as MLAS does.
+        idx = np.abs(blocks).argmax(axis=2)[..., None]
+        extreme = np.take_along_axis(blocks, idx, axis=2)[..., 0]
+        scales = (extreme / -8.0).astype(scale_dtype)
+        zero = np.full((n, k_blocks), 8.0, np.float32)
+    else:
+        lo = np.minimum(blocks.min(axis=2), 0.0)
+        hi = np.maximum(blocks.max(axis=2), 0.0)
+        scales = ((hi - lo) / 15.0).astype(scale_dtype)
+        zero = np.zeros((n, k_blocks), np.float32)
+        safe = scales.astype(np.float32) != 0
+        zero[safe] = np.clip(np.round(-lo[safe] / scales.astype(np.float32)[safe]), 0, 15)
+
+    # Quantize with the scale as stored (possibly fp16), so dequantization reproduces what we rounded against.
+    s = scales.astype(np.float32)[..., None]
+    inv = np.divide(1.0, s, out=np.zeros_like(s), where=s != 0)
+    codes = np.clip(np.round(blocks * inv) + zero[..., None], 0, 15).astype(np.uint8)
+    packed = codes[..., 0::2] | (codes[..., 1::2] << 4)
+
+    zero_points = None
+    if not symmetric:
+        zp = zero.astype(np.uint8)
+        if k_blocks % 2:
+            zp = np.concatenate([zp, np.zeros((n, 1), np.uint8)], axis=1)
+        zero_points = zp[:, 0::2] | (zp[:, 1::2] << 4)
+    return Int4Weight(packed, scales, zero_points, k, n, block_size)
+
+
+def dequantize_int4(q: Int4Weight) -> np.ndarray:
+    """W [N, K] float32 as MatMulNBits sees it: the reference for tests."""
+    codes = np.empty(q.packed.shape[:2] + (q.block_size,), np.float32)
+    codes[..., 0::2] = q.packed & 0x0F
+    codes[..., 1::2] = q.packed >> 4
+    if q.zero_points is None:
+        zero = 8.0
+    else:
+        zp = np.empty((q.n, q.zero_points.shape[1] * 2), np.float32)
+        zp[:, 0::2] = q.zero_points & 0x0F
+        zp[:, 1::2] = q.zero_points >> 4
+        zero = zp[:, : q.packed.shape[1], None]
+    w = (codes - zero) * q.scales.astype(np.float32)[..., None]
+    return w.reshape(q.n, -1)[:, : q.k]
