@@ -13,11 +13,18 @@ import sys
 from .. import __version__
 from ..errors import LlamaOrtError
 
-COMMANDS = ("info",)
+COMMANDS = ("optimize",)
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors as one line (with where to find help) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="llama-ort",
         description="Turn Llama-family checkpoints into ONNX models optimized for ONNX Runtime, and run them.",
     )

@@ -1,0 +1,49 @@
+"""Arguments and set-up shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from rich.logging import RichHandler
+
+from ..graph.target import LAYOUTS, PRECISIONS, TARGETS
+from ..graph.weights import QuantOptions
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", datefmt="[%X]",
+                        handlers=[RichHandler(show_path=False, show_time=False)], force=True)
+
+
+def add_build_arguments(parser: argparse.ArgumentParser) -> None:
+    """--target, --precision and the quantization options, used by optimize and llama_v2.py."""
+    group = parser.add_argument_group("model build")
+    group.add_argument("--target", default="cpu", choices=list(TARGETS),
+                       help="execution provider the model is built for (default: cpu)")
+    group.add_argument("--precision", default=None, choices=list(PRECISIONS),
+                       help="weights: fp32, fp16 or int4 (default: fp32 on cpu, fp16 elsewhere)")
+    group.add_argument("--layout", default=None, choices=list(LAYOUTS),
+                       help="merged: the seed's If(decoder | decoder_with_past); single: one graph "
+                            "(default: single on cpu and cuda, merged on dml and webgpu)")
+    defaults = QuantOptions()
+    group.add_argument("--block-size", type=int, default=defaults.block_size,
+                       help=f"int4: weights per quantization block, 16 to 256 (default: {defaults.block_size})")
+    group.add_argument("--asymmetric", action="store_true", help="int4: use zero points (default: symmetric)")
+    group.add_argument("--accuracy-level", type=int, default=defaults.accuracy_level, choices=range(5),
+                       help="int4: MatMulNBits accuracy_level, 4 = int8 activations on the CPU "
+                            f"(default: {defaults.accuracy_level})")
+    group.add_argument("--float-lm-head", action="store_true", help="int4: keep lm_head in float")
+    group.add_argument("--all-logits", action="store_true",
+                       help="output logits for every position, not only each row's last (for perplexity)")
+    group.add_argument("--num-layers", type=int, default=None, help="build only the first N layers (debugging)")
+
+
+def build_options(args: argparse.Namespace):
+    from ..graph.llama import BuildOptions
+
+    precision = args.precision or ("fp32" if args.target == "cpu" else "fp16")
+    quant = QuantOptions(block_size=args.block_size, symmetric=not args.asymmetric,
+                         accuracy_level=args.accuracy_level, quantize_lm_head=not args.float_lm_head)
+    return BuildOptions(target=args.target, precision=precision, layout=args.layout, quant=quant,
+                        all_logits=args.all_logits, num_layers=args.num_layers)

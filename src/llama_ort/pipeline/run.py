@@ -1,0 +1,117 @@
+"""`optimize`: run the passes through the cache, then lay out the output folder atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import __version__
+from ..checkpoint import open_checkpoint
+from ..checkpoint.base import Checkpoint
+from ..graph.llama import BuildOptions
+from .cache import ENTRY_FILE, Cache, cache_key
+from .passes import BUILD, LOAD, VERIFY, Pass, run_build, run_load, run_verify
+
+log = logging.getLogger("llama_ort.pipeline")
+
+# Verify by default only where the numpy reference and a CPU session are quick: up to ~2B parameters.
+VERIFY_MAX_PARAMETERS = 2_000_000_000
+
+
+@dataclass
+class OptimizeResult:
+    output: Path
+    cached: dict[str, bool] = field(default_factory=dict)  # pass name -> taken from the cache
+    seconds: float = 0.0
+    verify_report: dict | None = None
+
+
+def default_output_name(source: str | Path | None, options: BuildOptions) -> str:
+    """`smollm2-135m-instruct-cpu-fp32` for the embedded model built with the defaults."""
+    checkpoint_name = "smollm2-135m-instruct" if source is None else Path(source).name
+    checkpoint_name = re.sub(r"\.(gguf|Q\w+|F16|F32|BF16)$", "", checkpoint_name, flags=re.I)
+    checkpoint_name = re.sub(r"\.(Q\w+|F16|F32|BF16)$", "", checkpoint_name, flags=re.I)
+    return f"{checkpoint_name.lower()}-{options.target}-{options.precision}"
+
+
+def parameter_count(checkpoint: Checkpoint) -> int:
+    s = checkpoint.spec
+    per_layer = s.hidden_size * (s.q_size * 2 + s.kv_size * 2) + 3 * s.hidden_size * s.intermediate_size
+    return s.num_layers * per_layer + s.vocab_size * s.hidden_size * (1 if s.tie_word_embeddings else 2)
+
+
+def optimize(source: str | Path | None, output: Path, options: BuildOptions, cache_dir: Path = Path("cache"),
+             *, clean_cache: bool = False, verify: bool | None = None, show_progress: bool = True,
+             checkpoint: Checkpoint | None = None) -> OptimizeResult:
+    """Build `source` (None: the embedded model) into the model folder `output`, replacing it."""
+    started = time.perf_counter()
+    options = options.resolved()
+    checkpoint = checkpoint or open_checkpoint(source)
+    cache = Cache(cache_dir)
+    if clean_cache:
+        log.info("clean cache: removing %s", cache.root)
+        cache.clear()
+    result = OptimizeResult(output=Path(output))
+
+    def cached(step: Pass, key: str, produce) -> Path:
+        found = cache.lookup(step.name, key)
+        result.cached[step.name] = found is not None
+        if found:
+            log.info("%s: taken from the cache (%s)", step.name, found)
+            return found
+        log.info("%s: running", step.name)
+        return cache.store(step.name, key, produce)
+
+    load_key = cache_key(LOAD.name, LOAD.version, __version__, checkpoint.fingerprint())
+    loaded = cached(LOAD, load_key, lambda out: run_load(checkpoint, out))
+    build_key = cache_key(BUILD.name, BUILD.version, __version__, load_key, options.to_dict())
+    built = cached(BUILD, build_key, lambda out: run_build(checkpoint, out, options, show_progress))
+    if verify if verify is not None else parameter_count(checkpoint) <= VERIFY_MAX_PARAMETERS:
+        verify_key = cache_key(VERIFY.name, VERIFY.version, __version__, build_key)
+        verified = cached(VERIFY, verify_key, lambda out: run_verify(checkpoint, built, out))
+        result.verify_report = json.loads((verified / "verify.json").read_text())
+        log.info("verify: cosine %.6f, max |Δlogit| %.3g against the numpy reference",
+                 result.verify_report["cosine"], result.verify_report["max_abs_diff"])
+    materialize(result.output, [loaded, built])
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def materialize(output: Path, entries: list[Path]) -> None:
+    """Lay the cache entries' files out as `output`, built beside it and renamed into place."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    scratch = output.parent / f".{output.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        for entry in entries:
+            for path in entry.rglob("*"):
+                if path.is_file() and path.name != ENTRY_FILE:
+                    target = scratch / path.relative_to(entry)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    link_or_copy(path, target)
+        remove_output(output)
+        os.replace(scratch, output)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where the filesystem allows (a 13 GB model costs no copy), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def remove_output(output: Path) -> None:
+    if output.is_dir():
+        shutil.rmtree(output)
+    elif output.exists():
+        output.unlink()

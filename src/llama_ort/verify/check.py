@@ -1,0 +1,50 @@
+"""The verify pass: the built model's logits for a short prompt against the numpy forward pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+from .. import model_format as io
+from ..checkpoint.base import Checkpoint
+from ..checkpoint.spec import ModelSpec
+from ..errors import LlamaOrtError
+from .numpy_llama import last_logits
+
+PROMPT_LENGTH = 8
+# Smallest cosine similarity between the built model's logits and the float64 reference.
+MIN_COSINE = {"fp32": 0.99999, "fp16": 0.999, "int4": 0.95}
+
+
+def prompt_ids(spec: ModelSpec) -> list[int]:
+    return [int(t) for t in np.random.default_rng(0).integers(0, spec.vocab_size, PROMPT_LENGTH)]
+
+
+def model_last_logits(folder, ids: list[int]) -> np.ndarray:
+    """Run the built model once on the CPU provider over `ids`."""
+    manifest = io.Manifest.load(folder)
+    spec = ModelSpec.from_dict(manifest.spec)
+    options = ort.SessionOptions()
+    options.add_free_dimension_override_by_name(io.MAX_SEQ_LEN, len(ids))
+    session = ort.InferenceSession(str(folder / manifest.model_file), options, providers=["CPUExecutionProvider"])
+    cache = np.zeros((1, spec.num_kv_heads, len(ids), spec.head_dim), manifest.kv_dtype)
+    feeds = {io.INPUT_IDS: np.array([ids], np.int64), io.ATTENTION_MASK: np.ones((1, len(ids)), np.int64)}
+    for i in range(spec.num_layers):
+        feeds[io.past_key(i)] = feeds[io.past_value(i)] = cache
+    logits = session.run([io.LOGITS], feeds)[0]
+    return logits[0, -1] if manifest.all_logits else logits[0]
+
+
+def verify_model(checkpoint: Checkpoint, folder) -> dict:
+    """A report of how close the built model is to the reference; raises if it is too far."""
+    manifest = io.Manifest.load(folder)
+    ids = prompt_ids(checkpoint.spec)
+    expected = last_logits(checkpoint, ids, num_layers=manifest.spec["num_layers"])
+    actual = model_last_logits(folder, ids).astype(np.float64)
+    cosine = float(actual @ expected / (np.linalg.norm(actual) * np.linalg.norm(expected)))
+    report = {"prompt_ids": ids, "max_abs_diff": float(np.abs(actual - expected).max()), "cosine": cosine,
+              "same_argmax": bool(actual.argmax() == expected.argmax()), "precision": manifest.precision}
+    if cosine < MIN_COSINE[manifest.precision]:
+        raise LlamaOrtError(f"verify: the built {manifest.precision} model disagrees with the checkpoint "
+                            f"(cosine {cosine:.5f} < {MIN_COSINE[manifest.precision]}); this is a bug: please report it")
+    return report

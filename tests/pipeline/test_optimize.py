@@ -1,0 +1,83 @@
+"""The optimize pipeline: cached passes, corrupted entries, --clean-cache, atomic output, bad options."""
+
+import logging
+
+import pytest
+
+from llama_ort.errors import LlamaOrtError
+from llama_ort.graph import llama as graph_llama
+from llama_ort.graph.llama import BuildOptions
+from llama_ort.pipeline import optimize
+from reference import Stepper, random_checkpoint, tiny_spec
+
+
+@pytest.fixture
+def checkpoint():
+    return random_checkpoint(tiny_spec(), seed=7)
+
+
+def run(checkpoint, tmp_path, **kwargs):
+    options = kwargs.pop("options", BuildOptions(precision="fp32"))
+    return optimize(None, tmp_path / "out", options, tmp_path / "cache", checkpoint=checkpoint,
+                    show_progress=False, **kwargs)
+
+
+def test_rerun_takes_every_pass_from_the_cache(tmp_path, checkpoint, caplog):
+    first = run(checkpoint, tmp_path)
+    assert first.cached == {"load": False, "build": False, "verify": False}
+    model = (tmp_path / "out" / "decoder_model.onnx").read_bytes()
+    caplog.set_level(logging.INFO, logger="llama_ort.pipeline")
+    second = run(checkpoint, tmp_path)
+    assert second.cached == {"load": True, "build": True, "verify": True}
+    assert "build: taken from the cache" in caplog.text
+    assert (tmp_path / "out" / "decoder_model.onnx").read_bytes() == model
+    assert first.verify_report["cosine"] > 0.99999
+
+
+def test_other_options_miss_the_build_cache_but_not_load(tmp_path, checkpoint):
+    run(checkpoint, tmp_path)
+    result = run(checkpoint, tmp_path, options=BuildOptions(precision="int4"))
+    assert result.cached == {"load": True, "build": False, "verify": False}
+
+
+def test_clean_cache_rebuilds(tmp_path, checkpoint):
+    run(checkpoint, tmp_path)
+    assert run(checkpoint, tmp_path, clean_cache=True).cached["build"] is False
+
+
+def test_corrupted_cache_entry_is_detected_and_rebuilt(tmp_path, checkpoint, caplog):
+    run(checkpoint, tmp_path)
+    data = next((tmp_path / "cache" / "build").glob("*/decoder_model.onnx.data"))
+    blob = bytearray(data.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    # the output folder shares the cache's files through hard links: break the link before corrupting
+    data.unlink()
+    data.write_bytes(bytes(blob))
+    caplog.set_level(logging.WARNING, logger="llama_ort.pipeline")
+    result = run(checkpoint, tmp_path)
+    assert result.cached["build"] is False
+    assert "corrupt" in caplog.text
+    stepper = Stepper(tmp_path / "out", max_seq_len=16)
+    assert stepper.start([[1, 2, 3]])["logits"].shape == (1, checkpoint.spec.vocab_size)
+
+
+def test_interrupted_build_leaves_no_output_and_no_cache_entry(tmp_path, checkpoint, monkeypatch):
+    def explode(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(graph_llama, "make_model", explode)
+    with pytest.raises(KeyboardInterrupt):
+        run(checkpoint, tmp_path)
+    assert not (tmp_path / "out").exists()
+    assert not list((tmp_path / "cache").glob("build/*"))
+    assert not list((tmp_path / "cache" / "tmp").iterdir())
+
+
+@pytest.mark.parametrize("options, message", [
+    (BuildOptions(precision="int8"), "unknown precision"),
+    (BuildOptions(target="tpu"), "unknown target"),
+    (BuildOptions(layout="zigzag"), "unknown layout"),
+])
+def test_bad_options_are_clear_errors(tmp_path, checkpoint, options, message):
+    with pytest.raises(LlamaOrtError, match=message):
+        run(checkpoint, tmp_path, options=options)
