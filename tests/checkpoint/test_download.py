@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import random
@@ -16,6 +15,7 @@ import pytest
 
 from llama_ort.checkpoint.download import download_hf, download_llama2, llama2_files
 from llama_ort.cli import download as download_cli
+from llama_ort.cli import main
 from llama_ort.errors import LlamaOrtError
 
 SIGNATURE = "Policy=abc&Signature=def&Key-Pair-Id=K1"  # what follows the "*" in Meta's URLs
@@ -169,31 +169,23 @@ def test_release_files_per_model():
         llama2_files("7B")
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    download_cli.register(parser.add_subparsers())
-    return parser.parse_args(argv)
-
-
 def test_cli_asks_for_the_url_when_none_is_given(release, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("builtins.input", lambda prompt: f" {release.url}\n")
-    args = parse(["download", "--dest", str(tmp_path)])
-    assert args.run(args) == 0
+    assert main(["download", "--dest", str(tmp_path)]) == 0
     assert (tmp_path / SHARD).exists()  # 7b-chat by default
     assert str(tmp_path / "llama-2-7b-chat") in capsys.readouterr().out
 
 
-def test_cli_hf_arguments(tmp_path, monkeypatch):
+def test_cli_hf_arguments(tmp_path, monkeypatch, capsys):
     calls = []
     monkeypatch.setattr(download_cli, "download_hf", lambda *args: calls.append(args) or tmp_path)
-    args = parse(["download", "--hf", "meta-llama/Llama-2-7b-chat-hf", "--revision", "v1"])
-    args.run(args)
+    assert main(["download", "--hf", "meta-llama/Llama-2-7b-chat-hf", "--revision", "v1"]) == 0
     assert calls == [("meta-llama/Llama-2-7b-chat-hf", Path("models/Llama-2-7b-chat-hf"), "v1")]
-    with pytest.raises(LlamaOrtError, match="--model"):
-        args = parse(["download", "--hf", "org/model", "--model", "7b"])
-        args.run(args)
-    with pytest.raises(SystemExit):  # argparse: --meta-url and --hf exclude each other
-        parse(["download", "--hf", "org/model", "--meta-url", "https://x/*"])
+    assert main(["download", "--hf", "org/model", "--model", "7b"]) == 2
+    assert capsys.readouterr().err.startswith("llama-ort: error: --model: ")
+    with pytest.raises(SystemExit) as exit:  # --meta-url and --hf exclude each other
+        main(["download", "--hf", "org/model", "--meta-url", "https://x/*"])
+    assert exit.value.code == 2
 
 
 class FakeHub(ThreadingHTTPServer):
