@@ -13,7 +13,7 @@ import sys
 from .. import __version__
 from ..errors import LlamaOrtError
 
-COMMANDS = ("optimize", "make-random", "bench")
+COMMANDS = ("optimize", "download", "make-random", "bench")
 
 
 class Parser(argparse.ArgumentParser):
