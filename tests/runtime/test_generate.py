@@ -4,14 +4,17 @@ Static mode (max_seq_len fixed in the session), dynamic mode (the cache grows on
 and batches of prompts of different lengths, each row stopping at its own EOS.
 """
 
+
 import logging
 
+import numpy as np
 import pytest
 
-from conftest import PROMPTS, hf_greedy
+from conftest import PROMPTS, SPEC, build, hf_greedy
 from llama_ort.errors import LlamaOrtError
 from llama_ort.runtime.generate import GenerateOptions, generate_ids
-from llama_ort.runtime.session import load_model
+from llama_ort.runtime.session import Model, load_model
+from reference import hf_last_logits, replace
 
 NEW_TOKENS = 64
 
@@ -85,3 +88,40 @@ def test_static_max_seq_len_is_capped_at_the_context_length(tiny):
 def test_empty_prompt_is_refused(tiny):
     with pytest.raises(LlamaOrtError, match="prompt: is empty"):
         generate_ids(load_model(tiny.folder), [[1, 2], []], GenerateOptions())
+
+
+def test_cache_positions_past_each_row_are_never_read(tiny, monkeypatch):
+    """The cache starts uninitialized; fill it with NaN to show attention reads only what the mask marks."""
+    allocate = Model.allocate
+
+    def nan_filled(self, shape, dtype, on_host=False):
+        value = allocate(self, shape, dtype, on_host)
+        if np.dtype(dtype) == np.float32:
+            value.numpy()[...] = np.nan  # on the CPU, numpy() is a view of the buffer
+        return value
+
+    monkeypatch.setattr(Model, "allocate", nan_filled)
+    model = load_model(tiny.folder, max_seq_len=96)
+    batched = generate_ids(model, PROMPTS[:3], GenerateOptions(max_new_tokens=24), tiny.spec.eos_token_ids)
+    for prompt, row in zip(PROMPTS, batched):
+        assert row == hf_greedy(tiny, prompt, NEW_TOKENS)[:24]
+
+
+def test_past_the_context_length_the_oldest_tokens_slide_out_with_a_notice(tmp_path_factory, caplog):
+    short = build(tmp_path_factory, replace(SPEC, context_length=40), "single")
+    model = load_model(short.folder)
+    prompt, new_tokens, keep = PROMPTS[1], 80, 20  # keep: SLIDE_KEEP of the context
+
+    expected, history, context = [], list(prompt), list(prompt)  # the policy, run on transformers without a cache
+    for _ in range(new_tokens):
+        token = int(hf_last_logits(short.hf, context).argmax())
+        expected.append(token)
+        history.append(token)
+        context.append(token)
+        if len(context) >= short.spec.context_length:
+            context = history[-keep:]
+
+    with caplog.at_level(logging.WARNING, logger="llama_ort.runtime"):
+        [ours] = generate_ids(model, [prompt], GenerateOptions(max_new_tokens=new_tokens, ignore_eos=True, padding=16))
+    assert ours == expected
+    assert caplog.text.count("oldest tokens slide out") == 3  # at 40 positions, then every 20 more
