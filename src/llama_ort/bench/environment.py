@@ -56,5 +56,8 @@ def gpus() -> list[str]:
 
 
 def hardware() -> dict:
+    """The machine, and how busy it was: the load average (1, 5, 15 minutes) when the report is made tells
+    whether other work shared the CPUs during the runs."""
     return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
-            "memory_gb": memory_gb(), "gpus": gpus(), "os": platform.platform()}
+            "memory_gb": memory_gb(), "gpus": gpus(), "os": platform.platform(),
+            "load_average": [round(x, 2) for x in os.getloadavg()]}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 from ..errors import LlamaOrtError, fail
 from .memory import TreeSampler
 from .peers import PEERS, Inputs, Peer, Variant
-from .results import FAILED, MISSING, NOT_APPLICABLE, OK, BuildStats, Cell, Row
+from .results import FAILED, MISSING, NOT_APPLICABLE, OK, SKIPPED, BuildStats, Cell, Row, merge_rounds
 from .sources import Sources, resolve
 from .workload import Workload
 
@@ -33,6 +34,13 @@ LOG_TAIL_LINES = 5  # of a failed build's or worker's output, into the row's rea
 
 class StepFailed(Exception):
     """A build or worker that did not finish: the message says why, for the row."""
+
+
+def child_env() -> dict[str, str]:
+    """The environment for builds and workers: they import this same llama_ort, installed or not."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    paths = [package_root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
 
 
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -61,7 +69,7 @@ def build(peer: Peer, variant: Variant, inputs: Inputs, builds: Path, rebuild: b
         log.info("%s: building (%s)", variant.label, " ".join(command))
         started = time.perf_counter()
         with open(log_file, "w") as output:
-            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=child_env())
             with TreeSampler(process.pid) as sampler:
                 returncode = process.wait()
         seconds = time.perf_counter() - started
@@ -81,7 +89,8 @@ def run_worker(job: dict, folder: Path, timeout_s: float) -> list[Cell]:
     command = [sys.executable, "-m", "llama_ort.bench.worker", str(job_file), str(result_file)]
     with open(log_file, "w") as output:
         try:
-            returncode = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, timeout=timeout_s).returncode
+            returncode = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, timeout=timeout_s,
+                                        env=child_env()).returncode
         except subprocess.TimeoutExpired:
             raise StepFailed(f"timed out after {timeout_s:.0f} s ({log_file})") from None
     if returncode != 0 or not result_file.exists():
@@ -89,11 +98,10 @@ def run_worker(job: dict, folder: Path, timeout_s: float) -> list[Cell]:
     return [Cell(**c) for c in json.loads(result_file.read_text())]
 
 
-def variant_row(peer: Peer, variant: Variant, sources: Sources, workload: Workload, workdir: Path,
-                rebuild: bool, timeout_s: float) -> Row:
+def prepare(peer: Peer, variant: Variant, sources: Sources, workload: Workload, builds: Path,
+            rebuild: bool) -> tuple[Row, dict | None]:
+    """The variant's row with its build done, and the job its workers run (None when the build failed)."""
     row = Row(peer.name, variant.label, variant.precision, OK, variant=variant.to_dict())
-    builds = workdir / "builds" / sources.name
-    builds.mkdir(parents=True, exist_ok=True)
     try:
         if sources.model_folder is not None and peer.name == "llama-ort":
             inputs = Inputs(built=str(sources.model_folder))
@@ -102,20 +110,47 @@ def variant_row(peer: Peer, variant: Variant, sources: Sources, workload: Worklo
             row.build = build(peer, variant, inputs, builds, rebuild)
             if row.build is not None:
                 inputs.built = str(builds / variant.build_key)
-        job = {"variant": variant.to_dict(), "inputs": asdict(inputs), "workload": workload.to_dict(),
-               "vocab_size": sources.spec.vocab_size}
-        row.cells = run_worker(job, builds, timeout_s)
     except (StepFailed, LlamaOrtError) as e:
         row.status, row.reason = FAILED, str(e)
-    return row
+        return row, None
+    return row, {"variant": variant.to_dict(), "inputs": asdict(inputs), "workload": workload.to_dict(),
+                 "vocab_size": sources.spec.vocab_size}
+
+
+def plan(peer: Peer, sources: Sources, workload: Workload, precisions: tuple[str, ...],
+         skip: tuple[str, ...]) -> list[tuple[Row | None, Variant]]:
+    """Each variant of `peer`, with its final row already when it will not run (missing, not applicable, skipped)."""
+    reason = peer.missing(workload)
+    if reason is None and sources.model_folder is not None and peer.name != "llama-ort":
+        reason = "a built model folder holds no checkpoint to give it: benchmark the checkpoint instead"
+    if reason is not None:
+        return [(Row(peer.name, peer.name, "", MISSING, reason), None)]
+    planned = []
+    for variant, why in peer.variants(precisions, workload):
+        left_out = next((word for word in skip if word in variant.label), None)
+        row = None
+        if why is not None:
+            row = Row(peer.name, variant.label, variant.precision, NOT_APPLICABLE, why, variant.to_dict())
+        elif left_out is not None:
+            row = Row(peer.name, variant.label, variant.precision, SKIPPED, f"left out by --skip {left_out}",
+                      variant.to_dict())
+        planned.append((row, variant))
+    return planned
 
 
 def run_bench(source: str | Path | None = None, shape: str | None = None, workload: Workload = Workload(),
               peers: tuple[str, ...] | None = None, precisions: tuple[str, ...] | None = None,
               workdir: Path = Path("bench-work"), rebuild: bool = False, timeout_s: float = 3600,
+              skip: tuple[str, ...] = (),
               on_row: Callable[[Row], None] = lambda row: None) -> tuple[Sources, list[Row]]:
     """Benchmark `source` (a checkpoint or built llama-ort folder; None: the embedded model) or a random
-    checkpoint of `shape`, with every peer in `peers` (default: all) at `precisions`."""
+    checkpoint of `shape`, with every peer in `peers` (default: all) at `precisions`. Variants whose label
+    contains one of `skip` get a row that says so, and no run.
+
+    Every variant is built first; then each of `workload.rounds` rounds runs every variant's worker once, in turn, so
+    that on a shared machine a burst of someone else's work slows all of them, not one: the medians are over
+    every round's runs.
+    """
     unknown = set(peers or ()) - set(PEERS)
     if unknown:
         raise fail("--peers", f"unknown peer(s) {', '.join(sorted(unknown))}; choose from {', '.join(PEERS)}")
@@ -124,20 +159,33 @@ def run_bench(source: str | Path | None = None, shape: str | None = None, worklo
     if sources.model_folder is not None:
         precisions = (sources.built_precision,)
     precisions = precisions or DEFAULT_PRECISIONS[workload.device]
-    rows = []
+    builds = workdir / "builds" / sources.name
+    builds.mkdir(parents=True, exist_ok=True)
+
+    rows: list[Row] = []
+    jobs: dict[int, dict] = {}  # row index -> the job its workers run
     for peer in (PEERS[name] for name in (peers or PEERS)):
-        reason = peer.missing(workload)
-        if reason is None and sources.model_folder is not None and peer.name != "llama-ort":
-            reason = "a built model folder holds no checkpoint to give it: benchmark the checkpoint instead"
-        if reason is not None:
-            rows.append(Row(peer.name, peer.name, "", MISSING, reason))
-            on_row(rows[-1])
-            continue
-        for variant, why in peer.variants(precisions, workload):
-            if why is not None:
-                rows.append(Row(peer.name, variant.label, variant.precision, NOT_APPLICABLE, why, variant.to_dict()))
-            else:
-                log.info("%s: running", variant.label)
-                rows.append(variant_row(peer, variant, sources, workload, workdir, rebuild, timeout_s))
-            on_row(rows[-1])
+        for row, variant in plan(peer, sources, workload, precisions, skip):
+            if row is None:
+                log.info("%s: building", variant.label)
+                row, job = prepare(peer, variant, sources, workload, builds, rebuild)
+                if job is not None:
+                    jobs[len(rows)] = job
+            rows.append(row)
+
+    measured: dict[int, list[list[Cell]]] = {index: [] for index in jobs}
+    rounds = workload.rounds
+    for round_number in range(rounds):
+        for index, job in jobs.items():
+            if rows[index].status != OK:
+                continue
+            log.info("%s: running (round %d of %d)", rows[index].label, round_number + 1, rounds)
+            try:
+                measured[index].append(run_worker(job, builds, timeout_s))
+            except StepFailed as e:
+                rows[index].status, rows[index].reason = FAILED, str(e)
+    for index, row in enumerate(rows):
+        if row.status == OK and measured.get(index):
+            row.cells = merge_rounds(measured[index])
+        on_row(row)
     return sources, rows

@@ -112,79 +112,58 @@ class LlamaOrt(Peer):
 
 
 class LlamaOrtRunner:
-    """Our model through IO binding: the cache updated in place, the mask and the next token fed back on the
-    device, so a greedy step moves one id per row to the host."""
+    """Our runtime's greedy generation (llama_ort.runtime): a static cache of the workload's length, updated in
+    place; one token id per row reaches the host each step."""
 
     max_batch = None
 
-    def __init__(self, folder: Path, workload: Workload):
-        import onnxruntime as ort
+    def __init__(self, folder: Path, workload: Workload, session_config: dict[str, str] | None = None):
+        self.model = load_for_bench(folder, workload, session_config or {})
 
-        from .. import model_format as io
+    def generate(self, prompts, new_tokens):
+        from ..runtime.binding import DecoderBinding
+        from ..runtime.generate import generate_step, prefill
+        from ..runtime.sampling import Sampler, SamplingParams
 
-        self.io = io
-        self.manifest = io.Manifest.load(folder)
-        self.spec = self.manifest.spec
-        self.max_seq_len = workload.max_seq_len()
-        options = ort.SessionOptions()
-        options.add_free_dimension_override_by_name(io.MAX_SEQ_LEN, self.max_seq_len)
-        if workload.threads:
-            options.intra_op_num_threads = workload.threads
-        providers = ["CUDAExecutionProvider"] if workload.device == "cuda" else ["CPUExecutionProvider"]
-        self.session = ort.InferenceSession(str(folder / self.manifest.model_file), options, providers=providers)
-        self.device = "cuda" if workload.device == "cuda" else "cpu"
-
-    def _value(self, shape, dtype):
-        import onnxruntime as ort
-
-        return ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, self.device, 0)
-
-    def _bindings(self, batch: int):
-        """Two bindings that take turns: each reads the mask the other one wrote."""
-        io, spec, layers = self.io, self.spec, self.spec["num_layers"]
-        kv_shape = (batch, spec["num_kv_heads"], self.max_seq_len, spec["head_dim"])
-        cache = [self._value(kv_shape, np.dtype(self.manifest.kv_dtype)) for _ in range(2 * layers)]
-        masks = [self._value((batch, self.max_seq_len), np.int64) for _ in range(2)]
-        logits = self._value((batch, spec["vocab_size"]), np.float32)
-        next_token = self._value((batch,), np.int64)
-        bindings = [self.session.io_binding() for _ in range(2)]
-        for turn, binding in enumerate(bindings):
-            for i in range(layers):
-                for name, value in ((io.past_key(i), cache[2 * i]), (io.past_value(i), cache[2 * i + 1])):
-                    binding.bind_ortvalue_input(name, value)
-                binding.bind_ortvalue_output(io.present_key(i), cache[2 * i])
-                binding.bind_ortvalue_output(io.present_value(i), cache[2 * i + 1])
-            binding.bind_ortvalue_input(io.ATTENTION_MASK, masks[turn])
-            binding.bind_ortvalue_output(io.NEXT_ATTENTION_MASK, masks[1 - turn])
-            binding.bind_ortvalue_output(io.LOGITS, logits)
-            binding.bind_ortvalue_output(io.NEXT_TOKEN, next_token)
-        return bindings, masks, next_token
-
-    def _prefill(self, bindings, masks, next_token, prompts) -> np.ndarray:
-        batch, length = len(prompts), len(prompts[0])
-        mask = np.zeros((batch, self.max_seq_len), np.int64)
-        mask[:, :length] = 1
-        masks[0].update_inplace(mask)
-        bindings[0].bind_cpu_input(self.io.INPUT_IDS, np.asarray(prompts, np.int64))
-        self.session.run_with_iobinding(bindings[0])
-        for binding in bindings:  # from now on input_ids is the next_token buffer itself
-            binding.bind_input(self.io.INPUT_IDS, self.device, 0, np.int64, [batch, 1], next_token.data_ptr())
-        return next_token.numpy().copy()
-
-    def generate(self, prompts: list[list[int]], new_tokens: int) -> Timing:
-        bindings, masks, next_token = self._bindings(len(prompts))
+        binding = DecoderBinding(self.model, len(prompts), self.model.max_seq_len)
         start = time.perf_counter()
-        self._prefill(bindings, masks, next_token, prompts)
+        prefill(binding, prompts)
+        binding.read_tokens()
         prefill_s = time.perf_counter() - start
+        del binding
 
+        first = None
         start = time.perf_counter()
-        bindings, masks, next_token = self._bindings(len(prompts))
-        self._prefill(bindings, masks, next_token, prompts)
-        first = time.perf_counter() - start
-        for step in range(1, new_tokens):
-            self.session.run_with_iobinding(bindings[step % 2])
-            next_token.numpy().copy()
+        for _ in generate_step(self.model, prompts, new_tokens, Sampler(SamplingParams())):
+            first = first or time.perf_counter() - start
         return Timing(prefill_s, first, time.perf_counter() - start)
+
+
+def load_for_bench(folder: Path, workload: Workload, session_config: dict[str, str]):
+    """load_model's session, with the workload's thread count and extra session config entries (which
+    load_model does not take): a static cache of workload.max_seq_len() positions."""
+    import onnxruntime as ort
+
+    from .. import model_format as io
+    from ..checkpoint.spec import ModelSpec
+    from ..runtime.providers import add_to_session, get_provider
+    from ..runtime.session import Model, check_generates
+
+    manifest = io.Manifest.load(folder)
+    check_generates(manifest, folder)
+    spec = ModelSpec.from_dict(manifest.spec)
+    max_seq_len = min(workload.max_seq_len(), spec.context_length)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.add_free_dimension_override_by_name(io.MAX_SEQ_LEN, max_seq_len)
+    if workload.threads:
+        options.intra_op_num_threads = workload.threads
+    for key, value in session_config.items():
+        options.add_session_config_entry(key, value)
+    provider = get_provider(workload.device)
+    session = ort.InferenceSession(str(folder / manifest.model_file), options,
+                                   providers=add_to_session(provider, options))
+    return Model(folder, manifest, spec, session, provider, 0, max_seq_len)
 
 
 # -- onnxruntime-genai ------------------------------------------------------------------------------------------
@@ -201,7 +180,9 @@ class OrtGenai(Peer):
             return reason
         import onnxruntime_genai as og
 
-        return None if og.is_cuda_available() else "this onnxruntime-genai has no CUDA (pip install onnxruntime-genai-cuda)"
+        if og.is_cuda_available():
+            return None
+        return "this onnxruntime-genai has no CUDA (pip install onnxruntime-genai-cuda)"
 
     def variants(self, precisions, workload):
         found = []
@@ -372,6 +353,12 @@ class LlamaCpp(Peer):
         return LlamaCppRunner(Path(inputs.gguf), workload)
 
 
+def has_vocabulary(gguf: Path) -> bool:
+    import gguf as gguf_package
+
+    return "tokenizer.ggml.model" in gguf_package.GGUFReader(gguf).fields
+
+
 class LlamaCppRunner:
     """llama-cpp-python's low-level loop: eval the prompt, then one token at a time, picking the argmax."""
 
@@ -381,13 +368,23 @@ class LlamaCppRunner:
         from llama_cpp import Llama
 
         threads = workload.threads or None
+        # A GGUF converted from another format has no vocabulary: llama.cpp then needs to be told there is none.
+        overrides = None if has_vocabulary(gguf) else {"tokenizer.ggml.model": "none"}
         self.llm = Llama(model_path=str(gguf), n_ctx=workload.max_seq_len(), n_batch=max(workload.prompt_lengths),
-                         n_threads=threads, n_threads_batch=threads, verbose=False)
+                         n_threads=threads, n_threads_batch=threads, kv_overrides=overrides, verbose=False)
+
+    def _last_argmax(self) -> int:
+        """The argmax of the last evaluated token's logits, read in place (Llama.scores stays empty unless
+        every position's logits are kept)."""
+        import llama_cpp
+
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.llm.n_vocab(),))
+        return int(logits.argmax())
 
     def _prefill(self, prompt: list[int]) -> int:
         self.llm.reset()
         self.llm.eval(prompt)
-        return int(np.argmax(self.llm.scores[self.llm.n_tokens - 1]))
+        return self._last_argmax()
 
     def generate(self, prompts, new_tokens):
         start = time.perf_counter()
@@ -399,7 +396,7 @@ class LlamaCppRunner:
         first = time.perf_counter() - start
         for _ in range(1, new_tokens):
             self.llm.eval([token])
-            token = int(np.argmax(self.llm.scores[self.llm.n_tokens - 1]))
+            token = self._last_argmax()
         return Timing(prefill_s, first, time.perf_counter() - start)
 
 

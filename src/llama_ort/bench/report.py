@@ -95,7 +95,7 @@ def print_report(report: dict, console: Console | None = None) -> None:
     console = console or Console()
     w = report["workload"]
     cells = Table(title=f"{report['model']['name']} on {w['device']}: {w['new_tokens']} new tokens, "
-                        f"medians of {w['repeats']}, threads {w['threads'] or 'default'}")
+                        f"medians of {w['repeats'] * w['rounds']} runs, threads {w['threads'] or 'default'}")
     for name, justify in (("variant", "left"), ("batch", "right"), ("prompt", "right"), ("prefill ms", "right"),
                           ("vs best", "right"), ("TTFT ms", "right"), ("decode tok/s", "right"),
                           ("vs best", "right"), ("peak MB", "right")):
@@ -111,15 +111,18 @@ def print_report(report: dict, console: Console | None = None) -> None:
                           ratio_text(cell, "decode"), number(cell["peak_memory_mb"], 0), style=style)
     console.print(cells)
 
-    builds = Table(title="builds and status")
-    for name in ("variant", "status", "build s", "peak RSS MB", "peak anon MB", "model MB", "note"):
-        builds.add_column(name, justify="left" if name in ("variant", "status", "note") else "right")
+    builds = Table(title="builds")
+    for name in ("variant", "status", "build s", "peak RSS MB", "peak anon MB", "model MB"):
+        builds.add_column(name, justify="left" if name in ("variant", "status") else "right")
     for row in report["rows"]:
         b = row["build"]
-        note = row["reason"] or ("build reused from the work folder" if b and b["reused"] else "")
-        builds.add_row(row["label"], row["status"], number(b and b["seconds"]), number(b and b["peak_rss_mb"], 0),
-                       number(b and b["peak_anon_mb"], 0), number(b and b["output_mb"], 0), note)
+        status = row["status"] + (" (build reused)" if b and b["reused"] else "")
+        builds.add_row(row["label"], status, number(b and b["seconds"]), number(b and b["peak_rss_mb"], 0),
+                       number(b and b["peak_anon_mb"], 0), number(b and b["output_mb"], 0))
     console.print(builds)
+    for row in report["rows"]:
+        if row["reason"]:
+            console.print(f"[bold]{row['label']}[/]: {row['status']}: {row['reason']}", highlight=False)
 
 
 def write_chart(report: dict, path: Path) -> None:

@@ -6,7 +6,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 
 # A row's status: measured, or why not
-OK, MISSING, NOT_APPLICABLE, FAILED = "ok", "missing", "not applicable", "failed"
+OK, MISSING, NOT_APPLICABLE, FAILED, SKIPPED = "ok", "missing", "not applicable", "failed", "skipped"
 
 
 @dataclass
@@ -43,6 +43,22 @@ class Cell:
                    decode_tok_s=statistics.median(decode),
                    peak_memory_mb=peak_memory_mb, memory_kind=memory_kind,
                    runs=[asdict(t) for t in timings])
+
+
+def merge_rounds(rounds: list[list[Cell]]) -> list[Cell]:
+    """One variant's cells from several worker runs: medians over all their runs, the highest peak."""
+    merged = []
+    for cells in zip(*rounds):
+        first = cells[0]
+        measured = [c for c in cells if not c.skipped]
+        if not measured:
+            merged.append(first)
+            continue
+        timings = [Timing(**run) for c in measured for run in c.runs]
+        peaks = [c.peak_memory_mb for c in measured if c.peak_memory_mb is not None]
+        merged.append(Cell.from_timings(first.batch, first.prompt_len, first.new_tokens, timings,
+                                        max(peaks) if peaks else None, first.memory_kind))
+    return merged
 
 
 @dataclass

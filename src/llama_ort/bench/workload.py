@@ -20,7 +20,8 @@ class Workload:
     batch_sizes: tuple[int, ...] = (1, 4, 16)
     prompt_lengths: tuple[int, ...] = (128, 2048)
     new_tokens: int = 256
-    repeats: int = 3  # timed runs per cell; the report gives their median
+    repeats: int = 3  # timed runs per cell in each round; the report gives the median over all rounds
+    rounds: int = 1  # each round runs every variant's worker once, in turn (see harness.run_bench)
     warmup: int = 1  # untimed runs per cell first: allocations, kernel selection, caches
     threads: int | None = None  # CPU threads for every peer; None: each library's default
     device: str = "cpu"
@@ -30,8 +31,9 @@ class Workload:
         if self.device not in DEVICES:
             raise fail("--device", f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
         if self.new_tokens < 2:
-            raise fail("--new-tokens", f"must be at least 2 (decode speed is timed after the first), got {self.new_tokens}")
-        for name in ("repeats", "threads"):
+            raise fail("--new-tokens", f"must be at least 2 (decode is timed after the first token), "
+                                       f"got {self.new_tokens}")
+        for name in ("repeats", "rounds", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise fail(f"--{name}", f"must be at least 1, got {getattr(self, name)}")
         if self.warmup < 0:

@@ -37,10 +37,15 @@ def register(subparsers) -> None:
                         help="comma-separated: llama-ort,onnxruntime-genai,transformers,llama.cpp (default: all)")
     parser.add_argument("--precisions", type=names, default=None,
                         help="comma-separated (default: fp32,int4 on cpu; fp16,int4 on cuda)")
+    parser.add_argument("--skip", type=names, default=(),
+                        help="comma-separated words: leave out the variants whose label holds one (e.g. compile)")
     parser.add_argument("--batch-sizes", type=integers, default=defaults.batch_sizes, help="default: 1,4,16")
     parser.add_argument("--prompt-lengths", type=integers, default=defaults.prompt_lengths, help="default: 128,2048")
     parser.add_argument("--new-tokens", type=int, default=defaults.new_tokens, help="default: 256")
     parser.add_argument("--repeats", type=int, default=defaults.repeats, help="timed runs per cell (default: 3)")
+    parser.add_argument("--rounds", type=int, default=defaults.rounds,
+                        help="run every variant this many times in turn, medians over all (default: 1); more "
+                             "rounds spread a shared machine's noise over every variant alike")
     parser.add_argument("--warmup", type=int, default=defaults.warmup, help="untimed runs per cell (default: 1)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for every peer (default: each one's)")
     parser.add_argument("--workdir", type=Path, default=Path("bench-work"),
@@ -61,10 +66,11 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging()
     workload = Workload(batch_sizes=args.batch_sizes, prompt_lengths=args.prompt_lengths, new_tokens=args.new_tokens,
-                        repeats=args.repeats, warmup=args.warmup, threads=args.threads, device=args.device)
+                        repeats=args.repeats, rounds=args.rounds, warmup=args.warmup, threads=args.threads,
+                        device=args.device)
     console = Console()
     sources, rows = run_bench(args.model, args.shape, workload, args.peers, args.precisions, args.workdir,
-                              args.rebuild, args.timeout,
+                              args.rebuild, args.timeout, args.skip,
                               on_row=lambda row: console.print(f"{row.label}: {row.status}"
                                                                + (f" ({row.reason})" if row.reason else "")))
     report = build_report(sources, rows, workload)
