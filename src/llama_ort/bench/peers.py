@@ -24,7 +24,7 @@ PYTHON = sys.executable
 
 
 def slug(text: str) -> str:
-    """A file name from a label: "llama.cpp Q4_1" -> "llamacpp-q4_1", "int4 --block-size 128" -> "int4-block-size-128"."""
+    """A file name from a label: "llama.cpp Q4_1" -> "llamacpp-q4_1", "int4 --block-size 16" -> "int4-block-size-16"."""
     words = re.findall(r"[a-z0-9_]+", text.lower().replace(".", ""))
     return "-".join(words)
 
