@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -63,7 +64,7 @@ def build_report(sources: Sources, rows: list[Row], workload: Workload, command:
     report = {
         "format_version": FORMAT_VERSION,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(command if command is not None else sys.argv),
+        "command": shlex.join(command if command is not None else sys.argv),
         "versions": versions(),
         "hardware": hardware(),
         "workload": workload.to_dict(),

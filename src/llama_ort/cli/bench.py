@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 from pathlib import Path
 
 from ..bench.shapes import SHAPES
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                               args.rebuild, args.timeout, args.skip, tuple(args.llama_ort_variant),
                               on_row=lambda row: console.print(f"{row.label}: {row.status}"
                                                                + (f" ({row.reason})" if row.reason else "")))
-    report = build_report(sources, rows, workload)
+    report = build_report(sources, rows, workload, ["llama-ort", *sys.argv[1:]])
     print_report(report, console)
     write_json(report, args.output / "bench.json")
     if importlib.util.find_spec("matplotlib") is None:
