@@ -128,7 +128,7 @@ class GGUFCheckpoint(Checkpoint):
         tensor = self._tensors[gguf_name]
         heads = names.rotary_heads(name, self.spec)
         if tensor.tensor_type in VIEWED:
-            w = tensor.data.reshape(gguf_shape(tensor))
+            w = np.asarray(tensor.data).reshape(gguf_shape(tensor))  # a plain view of the map
             return w if heads is None else names.rotate_half_rows(w, heads)
         return self._dequantized(tensor, heads)
 
