@@ -14,7 +14,7 @@ from collections.abc import Callable
 from .. import __version__
 from ..errors import LlamaOrtError
 
-COMMANDS = ("optimize", "generate", "chat")
+COMMANDS = ("optimize", "download", "generate", "chat")
 
 
 class Parser(argparse.ArgumentParser):
