@@ -13,7 +13,7 @@ import sys
 from .. import __version__
 from ..errors import LlamaOrtError
 
-COMMANDS = ("optimize", "download")
+COMMANDS = ("info", "download", "optimize")
 
 
 class Parser(argparse.ArgumentParser):
