@@ -18,6 +18,9 @@ from ..errors import fail
 from .providers import Provider, add_to_session, get_provider
 
 
+INTEGER_TYPES = {"tensor(int64)": np.dtype(np.int64), "tensor(int32)": np.dtype(np.int32)}
+
+
 @dataclass
 class Model:
     folder: Path
@@ -36,6 +39,16 @@ class Model:
     @property
     def kv_dtype(self) -> np.dtype:
         return np.dtype(self.manifest.kv_dtype)
+
+    @property
+    def index_dtype(self) -> np.dtype:
+        """Of input_ids and the attention masks: int64, or int32 where the device has no 64-bit integers."""
+        return np.dtype(self.manifest.index_dtype)
+
+    @property
+    def next_token_dtype(self) -> np.dtype:
+        [output] = [o for o in self.session.get_outputs() if o.name == io.NEXT_TOKEN]
+        return INTEGER_TYPES[output.type]
 
     def allocate(self, shape: tuple[int, ...], dtype, on_host: bool = False) -> ort.OrtValue:
         """An uninitialized buffer on the session's device (or in host memory)."""
