@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from rich.console import Console
 from rich.logging import RichHandler
 
 from ..graph.target import LAYOUTS, PRECISIONS, TARGETS
@@ -13,7 +14,8 @@ from ..graph.weights import QuantOptions
 
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", datefmt="[%X]",
-                        handlers=[RichHandler(show_path=False, show_time=False)], force=True)
+                        handlers=[RichHandler(console=Console(stderr=True), show_path=False, show_time=False)],
+                        force=True)
 
 
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:

@@ -33,6 +33,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--padding", type=int, default=512,
                        help="dynamic mode: the cache grows by this many positions when full (default: 512)")
     group.add_argument("--disable-metacommands", action="store_true", help="dml: turn DirectML metacommands off")
+    group.add_argument("--cuda-graph", action="store_true",
+                       help="cuda: capture each decode step once and replay it as a CUDA graph (needs --max-seq-len)")
 
 
 def add_generation_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 256) -> None:
@@ -65,7 +67,7 @@ def load(args: argparse.Namespace):
 
     folder = args.model or default_model_folder()
     model = load_model(folder, args.provider, max_seq_len=args.max_seq_len, device_id=args.device_id,
-                       disable_metacommands=args.disable_metacommands)
+                       disable_metacommands=args.disable_metacommands, graph=getattr(args, "cuda_graph", False))
     return model, Tokenizer.from_folder(folder)
 
 

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..checkpoint import names
@@ -56,13 +57,15 @@ def run_build(checkpoint: Checkpoint, out: Path, options: BuildOptions, show_pro
     total = len(names.canonical_names(options.num_layers or spec.num_layers, spec.tie_word_embeddings))
     columns = (TextColumn("build [bold]{task.fields[tensor]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[mb]:,.0f} MB read"), TimeElapsedColumn())
-    with Progress(*columns, disable=not show_progress, transient=False) as progress:
+    with Progress(*columns, console=Console(stderr=True), disable=not show_progress) as progress:
         task = progress.add_task("build", total=total, tensor="", mb=0.0)
         read = {"bytes": 0}
+        seen = set()  # a tied embedding table is read twice: as embeddings and as the lm_head to quantize
 
         def on_read(name: str, nbytes: int) -> None:
             read["bytes"] += nbytes
-            progress.update(task, advance=1, tensor=name, mb=read["bytes"] / 1e6)
+            progress.update(task, advance=name not in seen, tensor=name, mb=read["bytes"] / 1e6)
+            seen.add(name)
 
         build_model(checkpoint, out, options, on_read=on_read)
         progress.update(task, tensor="done")

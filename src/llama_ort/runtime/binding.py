@@ -40,6 +40,8 @@ class DecoderBinding:
             self.step_ids = model.allocate((batch, 1), self.index_dtype, on_host=not tokens_on_device)
         self.bindings = [model.session.io_binding() for _ in range(2)]
         self.turn = 0  # the binding the next step runs
+        # One CUDA graph per binding: each keeps the same buffers from step to step, as replay needs.
+        self.graph_ids = model.take_graph_ids(2) if model.graph else None
         self._padder: Padder | None = None
         self._bind_all()
 
@@ -60,7 +62,7 @@ class DecoderBinding:
         self.masks[self.turn].update_inplace(mask)
         binding = self.bindings[self.turn]
         binding.bind_cpu_input(io.INPUT_IDS, ids)
-        self._run()
+        self._run(capture=False)  # a prompt's shape changes from run to run: never captured
         self._bind_step_ids(binding)
 
     def decode(self) -> None:
@@ -95,9 +97,13 @@ class DecoderBinding:
         self.masks[1 - self.turn] = self.model.allocate((self.batch, capacity), self.index_dtype)  # only written
         self._bind_all()
 
-    def _run(self) -> None:
+    def _run(self, capture: bool = True) -> None:
         binding = self.bindings[self.turn]
-        self.model.session.run_with_iobinding(binding)
+        options = None
+        if self.graph_ids:
+            options = ort.RunOptions()
+            options.add_run_config_entry("gpu_graph_id", str(self.graph_ids[self.turn]) if capture else "-1")
+        self.model.session.run_with_iobinding(binding, options)
         binding.synchronize_outputs()
         self.turn = 1 - self.turn
 
