@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,3 +65,29 @@ class Checkpoint(abc.ABC):
 
     def __exit__(self, *exc):
         self.close()
+
+
+def read_json(path: Path) -> dict:
+    """A checkpoint's JSON description file (config.json, params.json, an index), as a dict."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise fail(path, "no such file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise fail(path, f"is not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise fail(path, f"should hold a JSON object, found {type(data).__name__}")
+    return data
+
+
+def json_number(data: dict, key: str, where: Path, default: float | None = None, integer: bool = True):
+    """`data[key]` checked to be a number (an integer unless `integer` is False); `default` if absent or null."""
+    found = data.get(key)
+    if found is None:
+        found = default
+    if found is None:
+        raise fail(where, f"field {key!r} is missing")
+    kinds = int if integer else (int, float)
+    if not isinstance(found, kinds) or isinstance(found, bool):
+        raise fail(where, f"field {key!r} should be {'an integer' if integer else 'a number'}, found {found!r}")
+    return found

@@ -87,6 +87,16 @@ def to_gguf(name: str) -> str:
     return f"blk.{i}.{LAYER_TENSORS[suffix][1]}"
 
 
+def rotary_heads(name: str, spec) -> int | None:
+    """How many heads the rows of `name` hold if it is a Q or K projection (the tensors whose row order
+    depends on the rotary convention), else None."""
+    if name.endswith("self_attn.q_proj.weight"):
+        return spec.num_heads
+    if name.endswith("self_attn.k_proj.weight"):
+        return spec.num_kv_heads
+    return None
+
+
 def rotate_half_rows(w, n_heads: int):
     """Reorder Q/K projection rows from interleaved (Meta, GGUF) rotary pairs to rotate-half (HF) order.
 
@@ -94,3 +104,9 @@ def rotate_half_rows(w, n_heads: int):
     """
     rows = w.shape[0]
     return w.reshape(n_heads, rows // n_heads // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def interleave_rows(w, n_heads: int):
+    """The inverse of `rotate_half_rows`: rotate-half (HF) Q/K rows back to interleaved (Meta, GGUF) order."""
+    rows = w.shape[0]
+    return w.reshape(n_heads, 2, rows // n_heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)

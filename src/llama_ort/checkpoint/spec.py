@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import fail
 
@@ -21,6 +23,21 @@ class RopeScaling:
     low_freq_factor: float = 1.0
     high_freq_factor: float = 4.0
     original_max_position_embeddings: int = 8192
+
+    def scale_inv_freq(self, inv_freq: np.ndarray) -> np.ndarray:
+        """Rotary inverse frequencies (one per pair of head dims) under this scaling, as transformers computes them."""
+        if self.kind == "linear":
+            return inv_freq / self.factor
+        # llama3: wavelengths longer than the original context are stretched by `factor`, short ones kept,
+        # and those in between blended smoothly.
+        wavelen = 2 * np.pi / inv_freq
+        long_wavelen = self.original_max_position_embeddings / self.low_freq_factor
+        short_wavelen = self.original_max_position_embeddings / self.high_freq_factor
+        smooth = (self.original_max_position_embeddings / wavelen - self.low_freq_factor) / (
+            self.high_freq_factor - self.low_freq_factor)
+        blended = (1 - smooth) * inv_freq / self.factor + smooth * inv_freq
+        scaled = np.where(wavelen > long_wavelen, inv_freq / self.factor, inv_freq)
+        return np.where((wavelen >= short_wavelen) & (wavelen <= long_wavelen), blended, scaled)
 
 
 @dataclass(frozen=True)
@@ -44,11 +61,12 @@ class ModelSpec:
     architecture: str = "llama"
     name: str = "model"
     extra: dict = field(default_factory=dict, compare=False)
+    where: InitVar[object] = "model config"  # the file the values came from, named by errors
 
-    def __post_init__(self):
+    def __post_init__(self, where):
         if not self.head_dim:
             object.__setattr__(self, "head_dim", self.hidden_size // max(self.num_heads, 1))
-        self.check()
+        self.check(where)
 
     def check(self, where: object = "model config") -> None:
         positive = ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "intermediate_size",
