@@ -1,0 +1,107 @@
+"""The decoder's inputs and outputs for one generation: allocated once on the device and bound once.
+
+Between two greedy steps nothing moves but the next token ids: the KV cache is updated in place, the
+attention mask goes from one step to the next on the device, and input_ids is the next_token buffer itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+from .. import model_format as io
+from .kv_cache import KVCache
+from .pad import Padder
+from .session import Model
+
+MASK_SEQ_AXIS = 1  # [batch, max_seq_len]
+
+
+class DecoderBinding:
+    """Two IO bindings take turns: binding t reads the attention mask from masks[t] and writes the next step's
+    into masks[1 - t], so the mask never visits the host. Everything else is the same buffer in both."""
+
+    def __init__(self, model: Model, batch: int, capacity: int):
+        self.model = model
+        self.batch = batch
+        self.cache = KVCache(model, batch, capacity)
+        self.masks = [model.allocate((batch, capacity), np.int64) for _ in range(2)]
+        self.logits = model.allocate((batch, model.spec.vocab_size), np.float32)
+        # input_ids is bound to this buffer's address, so it must be one a raw pointer reaches: see Provider.
+        tokens_on_device = model.provider.tokens_on_device
+        self.next_token = model.allocate((batch,), np.int64, on_host=not tokens_on_device)
+        self.token_device = (model.provider.device_type, model.device_id) if tokens_on_device else ("cpu", 0)
+        self.bindings = [model.session.io_binding() for _ in range(2)]
+        self.turn = 0  # the binding the next step runs
+        self._padder: Padder | None = None
+        self._bind_all()
+
+    @property
+    def capacity(self) -> int:
+        return self.cache.capacity
+
+    def feed(self, rows: list[list[int]], lengths: list[int]) -> None:
+        """Run several tokens per row, right-padded: a prompt, or new tokens after each row's cached prefix.
+
+        lengths[b] is how many positions row b holds once they are in (its cached prefix plus its new tokens).
+        """
+        ids = np.zeros((self.batch, max(map(len, rows))), np.int64)
+        mask = np.zeros((self.batch, self.capacity), np.int64)
+        for b, (row, length) in enumerate(zip(rows, lengths)):
+            ids[b, : len(row)] = row
+            mask[b, :length] = 1
+        self.masks[self.turn].update_inplace(mask)
+        binding = self.bindings[self.turn]
+        binding.bind_cpu_input(io.INPUT_IDS, ids)
+        self._run()
+        self._bind_ids_to_next_token(binding)
+
+    def decode(self) -> None:
+        """One token per row: the ids in the next_token buffer (the argmax, or what write_tokens put there)."""
+        self._run()
+
+    def read_tokens(self) -> np.ndarray:
+        """The last step's next_token [batch]: the one download of a greedy step."""
+        return self.next_token.numpy().copy()  # on the CPU numpy() is a view of a buffer the next step reuses
+
+    def read_logits(self) -> np.ndarray:
+        """The last step's logits [batch, vocab], valid until the next step."""
+        return self.logits.numpy()
+
+    def write_tokens(self, tokens: np.ndarray) -> None:
+        """Make `tokens` the next step's input (after sampling on the host)."""
+        self.next_token.update_inplace(np.ascontiguousarray(tokens, np.int64))
+
+    def grow(self, capacity: int) -> None:
+        """Lengthen the cache and the masks to `capacity` positions on the device, keeping their contents."""
+        for binding in self.bindings:  # let go of the old buffers as each is replaced
+            binding.clear_binding_inputs()
+            binding.clear_binding_outputs()
+        if self._padder is None:
+            self._padder = Padder(self.model)
+        self.cache.grow(self._padder, capacity)
+        self.masks[self.turn] = self._padder.grow(self.masks[self.turn], MASK_SEQ_AXIS, capacity)
+        self.masks[1 - self.turn] = self.model.allocate((self.batch, capacity), np.int64)  # only ever written
+        self._bind_all()
+
+    def _run(self) -> None:
+        binding = self.bindings[self.turn]
+        self.model.session.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+        self.turn = 1 - self.turn
+
+    def _bind_all(self) -> None:
+        for t, binding in enumerate(self.bindings):
+            self.cache.bind(binding)
+            binding.bind_ortvalue_input(io.ATTENTION_MASK, self.masks[t])
+            binding.bind_ortvalue_output(io.NEXT_ATTENTION_MASK, self.masks[1 - t])
+            binding.bind_ortvalue_output(io.LOGITS, self.logits)
+            binding.bind_ortvalue_output(io.NEXT_TOKEN, self.next_token)
+            self._bind_ids_to_next_token(binding)
+
+    def _bind_ids_to_next_token(self, binding: ort.IOBinding) -> None:
+        """input_ids [batch, 1] is next_token [batch] read through another shape: the argmax of one step is the
+        next step's input where it lies. (The graph reads input_ids first and writes next_token last.)"""
+        device_type, device_id = self.token_device
+        binding.bind_input(io.INPUT_IDS, device_type, device_id, np.int64, [self.batch, 1],
+                           self.next_token.data_ptr())

@@ -1,0 +1,95 @@
+"""A model folder loaded into an ONNX Runtime session on one provider's device.
+
+Static mode fixes the cache length (max_seq_len) when the session is created, so the provider plans every
+buffer once; dynamic mode leaves it free, and the runtime grows the cache as the text gets longer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .. import model_format as io
+from ..checkpoint.spec import ModelSpec
+from ..errors import fail
+from .providers import Provider, add_to_session, get_provider
+
+
+@dataclass
+class Model:
+    folder: Path
+    manifest: io.Manifest
+    spec: ModelSpec
+    session: ort.InferenceSession
+    provider: Provider
+    device_id: int
+    max_seq_len: int | None  # static mode: the cache length fixed in the session; None: dynamic mode
+    disable_metacommands: bool = False
+
+    @property
+    def is_static(self) -> bool:
+        return self.max_seq_len is not None
+
+    @property
+    def kv_dtype(self) -> np.dtype:
+        return np.dtype(self.manifest.kv_dtype)
+
+    def allocate(self, shape: tuple[int, ...], dtype, on_host: bool = False) -> ort.OrtValue:
+        """An uninitialized buffer on the session's device (or in host memory)."""
+        if on_host:
+            return ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, "cpu")
+        if self.provider.allocates_through_session:
+            return self.session.create_ortvalue_from_shape_and_type(shape, dtype, self.provider.device_type,
+                                                                    self.device_id)
+        return ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, self.provider.device_type, self.device_id)
+
+    def sibling_session(self, model: bytes) -> ort.InferenceSession:
+        """Another session on the same provider and device, whose buffers this model's can be bound to."""
+        return create_session(model, self.provider, self.device_id, self.disable_metacommands)
+
+
+def create_session(model: str | bytes, provider: Provider, device_id: int, disable_metacommands: bool,
+                   max_seq_len: int | None = None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: ORT warns about every node it leaves on the CPU
+    if max_seq_len is not None:
+        options.add_free_dimension_override_by_name(io.MAX_SEQ_LEN, max_seq_len)
+    providers = add_to_session(provider, options, device_id, disable_metacommands)
+    return ort.InferenceSession(model, options, providers=providers)
+
+
+def load_model(folder: str | Path, provider: str = "cpu", *, max_seq_len: int | None = None, device_id: int = 0,
+               disable_metacommands: bool = False) -> Model:
+    """Load the model folder written by `llama-ort optimize` onto `provider`'s device number `device_id`.
+
+    max_seq_len (static mode) is capped at the model's context length: no position beyond it has a rotary
+    embedding. None selects dynamic mode.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise fail(folder, "no such model folder: build one with `llama-ort optimize`")
+    manifest = io.Manifest.load(folder)
+    spec = ModelSpec.from_dict(manifest.spec)
+    check_generates(manifest, folder)
+    model_path = folder / manifest.model_file
+    if not model_path.exists():
+        raise fail(model_path, "missing from the model folder: rebuild it with `llama-ort optimize`")
+    if max_seq_len is not None:
+        if max_seq_len < 1:
+            raise fail("--max_seq_len", f"must be positive, got {max_seq_len}")
+        max_seq_len = min(max_seq_len, spec.context_length)
+
+    target = get_provider(provider)
+    session = create_session(str(model_path), target, device_id, disable_metacommands, max_seq_len)
+    return Model(folder, manifest, spec, session, target, device_id, max_seq_len, disable_metacommands)
+
+
+def check_generates(manifest: io.Manifest, folder: Path) -> None:
+    """The runtime needs one row of logits per sequence and the on-device argmax."""
+    if manifest.all_logits:
+        raise fail(folder, "was built with --all-logits (for scoring, not generation): rebuild it without")
+    if not manifest.has_next_token:
+        raise fail(folder, "has no next_token output: rebuild it with this version of `llama-ort optimize`")
