@@ -13,7 +13,7 @@ import sys
 from .. import __version__
 from ..errors import LlamaOrtError
 
-COMMANDS = ("optimize",)
+COMMANDS = ("optimize", "serve")
 
 
 class Parser(argparse.ArgumentParser):

@@ -14,6 +14,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator
 
+from ..errors import fail
 from .engine import Batch, Engine, SamplingParams, Token
 
 log = logging.getLogger("llama_ort.serve")
@@ -67,6 +68,10 @@ class Job:
 
 class Scheduler:
     def __init__(self, engine: Engine, max_batch_size: int = 8, max_waiting: int = 64):
+        if max_batch_size < 1:
+            raise fail("max_batch_size", f"must be at least 1, got {max_batch_size}")
+        if max_waiting < 0:
+            raise fail("max_waiting", f"must be 0 or more, got {max_waiting}")
         self.engine = engine
         self.max_batch_size = max_batch_size
         self.max_waiting = max_waiting

@@ -1,0 +1,44 @@
+"""`llama-ort serve`: the OpenAI API and a chat page for a model folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..graph.target import PRECISIONS
+from .common import setup_logging
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="serve a model: OpenAI-compatible API and a chat page",
+        description="Serve a model folder built by `llama-ort optimize`: /v1/chat/completions, /v1/completions "
+                    "and /v1/models (OpenAI-compatible, streamed or not), and a chat page at /. Requests from "
+                    "many clients are decoded together in one batch.")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model folder (default: the embedded SmolLM2-135M-Instruct, built on first use into "
+                             "models/optimized/)")
+    parser.add_argument("--precision", default=None, choices=list(PRECISIONS),
+                        help="without --model: the default model's weights (default: fp32 on cpu, fp16 elsewhere; "
+                             "int4 is the fastest on the CPU)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on: 127.0.0.1 (default) is this machine only, 0.0.0.0 the network")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    parser.add_argument("--provider", default="cpu", help="execution provider: cpu, cuda, dml, webgpu (default: cpu)")
+    parser.add_argument("--max-seq-len", type=int, default=2048,
+                        help="tokens one request may hold, prompt and answer together (default: 2048)")
+    parser.add_argument("--max-batch-size", type=int, default=16,
+                        help="requests decoded together (default: 16)")
+    parser.add_argument("--max-waiting", type=int, default=64,
+                        help="requests that may wait for room in the batch; more get HTTP 429 (default: 64)")
+    parser.add_argument("--open", action="store_true", help="open the chat page in a browser")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..serve import serve
+
+    setup_logging()
+    serve(args.model, args.host, args.port, open_browser=args.open, provider=args.provider, precision=args.precision,
+          max_seq_len=args.max_seq_len, max_batch_size=args.max_batch_size, max_waiting=args.max_waiting)
+    return 0
