@@ -73,3 +73,20 @@ def test_max_seq_len_override_gives_the_same_logits(tmp_path):
         results.append(np.stack(logits))
     np.testing.assert_array_equal(results[0], results[1])
     np.testing.assert_array_equal(results[0], results[2])
+
+
+def test_cuda_target_graph_runs_on_the_cpu_and_matches(tmp_path):
+    """The cuda model derives total_sequence_length from shapes (for CUDA graphs); check it in fp32 here."""
+    checkpoint = random_checkpoint(SPECS["gqa-hd64-theta5e5-tied"], seed=2)
+    reference = hf_model(checkpoint)
+    build_model(checkpoint, tmp_path, BuildOptions(target="cuda", precision="fp32"))
+    stepper = Stepper(tmp_path, max_seq_len=48)
+    sequences = [list(p) for p in PROMPTS]
+    out = stepper.start(PROMPTS)
+    for step in range(8):
+        for row, seq in enumerate(sequences):
+            np.testing.assert_allclose(out["logits"][row], hf_last_logits(reference, seq), atol=1e-3, rtol=0)
+        tokens = [int(t) for t in out["next_token"]]
+        for seq, token in zip(sequences, tokens):
+            seq.append(token)
+        out = stepper.step(tokens)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import string
+
 import pytest
 
 from llama_ort.graph.llama import BuildOptions, build_model
@@ -40,7 +43,33 @@ def build(tmp_path_factory, spec, layout: str, seed: int = 1) -> Built:
     folder = tmp_path_factory.mktemp(f"model-{layout}")
     checkpoint = random_checkpoint(spec, seed=seed)
     build_model(checkpoint, folder, BuildOptions(target="cpu", precision="fp32", layout=layout))
+    write_char_tokenizer(folder, spec.vocab_size, spec.eos_token_ids[0])
     return Built(folder, checkpoint)
+
+
+# Some characters of several UTF-8 bytes, so streamed text must not split them.
+WIDE_CHARACTERS = "éüß€中文—…αβγδ✓→ñçøåæ™©®°±×÷√∞≈"
+CHAT_TEMPLATE = ("{% for m in messages %}{{ m.role[0] }}: {{ m.content }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}a: {% endif %}")
+
+
+def write_char_tokenizer(folder, vocab_size: int, eos_id: int) -> None:
+    """tokenizer.json with one token per character (0 <unk>, 1 <s>, eos_id </s>) and a one-line chat template."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+    characters = iter(string.ascii_letters + string.digits + string.punctuation + " \n" + WIDE_CHARACTERS)
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": eos_id}
+    for i in range(vocab_size):
+        if i not in vocab.values():
+            vocab[next(characters)] = i
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tokenizer.decoder = decoders.Fuse()
+    tokenizer.add_special_tokens(["<unk>", "<s>", "</s>"])
+    tokenizer.save(str(folder / "tokenizer.json"))
+    config = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": True,
+              "chat_template": CHAT_TEMPLATE}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import PROMPTS, SPEC, build, hf_greedy
 from llama_ort.errors import LlamaOrtError
+from llama_ort.graph.llama import BuildOptions, build_model
 from llama_ort.runtime.generate import GenerateOptions, generate_ids
 from llama_ort.runtime.session import Model, load_model
 from reference import hf_last_logits, replace
@@ -125,3 +126,14 @@ def test_past_the_context_length_the_oldest_tokens_slide_out_with_a_notice(tmp_p
         [ours] = generate_ids(model, [prompt], GenerateOptions(max_new_tokens=new_tokens, ignore_eos=True, padding=16))
     assert ours == expected
     assert caplog.text.count("oldest tokens slide out") == 3  # at 40 positions, then every 20 more
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_a_model_built_for_cuda_matches_too(tmp_path_factory, tiny, mode):
+    """The cuda graph takes total_sequence_length from shapes (the whole cache when decoding); fp32 runs here."""
+    folder = tmp_path_factory.mktemp("cuda-target")
+    build_model(tiny.checkpoint, folder, BuildOptions(target="cuda", precision="fp32"))
+    model = load_model(folder, max_seq_len=96 if mode == "static" else None)
+    batched = generate_ids(model, PROMPTS[:3], GenerateOptions(max_new_tokens=40, padding=16), tiny.spec.eos_token_ids)
+    for prompt, row in zip(PROMPTS, batched):
+        assert row == hf_greedy(tiny, prompt, NEW_TOKENS)[:40]

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
 
 from .. import __version__
 from ..errors import LlamaOrtError
 
-COMMANDS = ("optimize", "serve")
+COMMANDS = ("optimize", "generate", "chat", "serve")
 
 
 class Parser(argparse.ArgumentParser):
@@ -38,8 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    return report_errors(lambda: args.run(args))
+
+
+def report_errors(run: Callable[[], int | None]) -> int:
+    """Run a command: errors users can fix become one line on stderr and exit code 2."""
     try:
-        return args.run(args) or 0
+        return run() or 0
     except LlamaOrtError as e:
         print(f"llama-ort: error: {e}", file=sys.stderr)
         return 2

@@ -79,9 +79,10 @@ def decoder(b: GraphBuilder, w: Weights, target: Target, spec: ModelSpec, input_
 def last_positions(b: GraphBuilder, x: str, state: AttentionState, spec: ModelSpec, is_decode: bool) -> str:
     """[B, S, H] -> [B, H]: each row's last real token (rows of a prompt batch are right-padded)."""
     if not is_decode:
+        # Row b's last token sits at seqlens_k[b] in a first prompt, and at S-1 when the prompt extends a cache
+        # or is one token. Clip takes its bound on the host, so no shape value is copied to the device.
         seq_len = b.op("Squeeze", b.op("Shape", x, start=1, end=2), name="seq_len")
-        # Row b's last token sits at seqlens_k[b] in a first prompt, and at S-1 when the prompt extends a cache.
-        last = b.op("Min", b.op("Cast", state.seqlens_k, to=TensorProto.INT64), b.op("Sub", seq_len, b.const(1)))
+        last = b.op("Clip", b.op("Cast", state.seqlens_k, to=TensorProto.INT64), None, b.op("Sub", seq_len, b.const(1)))
         index = b.op("Expand", b.op("Reshape", last, b.const([-1, 1, 1])), b.const([1, 1, spec.hidden_size]))
         x = b.op("GatherElements", x, index, axis=1, name="last")  # [B, 1, H]
     return b.op("Squeeze", x, b.const([1]), name="last_hidden")
@@ -99,19 +100,26 @@ def lm_head(b: GraphBuilder, w: Weights, spec: ModelSpec, x: str) -> str:
     return b.op("Reshape", logits, shape, name="logits")
 
 
-def attention_state(b: GraphBuilder, spec: ModelSpec, mask: str, dtype: np.dtype) -> tuple[AttentionState, str]:
+def attention_state(b: GraphBuilder, spec: ModelSpec, target: Target, input_ids: str, mask: str,
+                    dtype: np.dtype) -> tuple[AttentionState, str]:
     """Sequence lengths and rotary tables for every layer, and the next step's attention mask."""
     lens = b.op("ReduceSum", mask, b.const([1]), keepdims=0, name="lengths")  # [B]
     seqlens_k = b.op("Cast", b.op("Sub", lens, b.const(1)), to=TensorProto.INT32, name="seqlens_k")
-    total = b.op("Cast", b.op("ReduceMax", lens, keepdims=0), to=TensorProto.INT32, name="total_sequence_length")
+    if target.shape_only_total_length:
+        max_seq_len = b.op("Squeeze", b.op("Shape", mask, start=1, end=2), name="max_seq_len")
+        seq_len = b.op("Squeeze", b.op("Shape", input_ids, start=1, end=2), name="seq_len")
+        is_token = b.op("Equal", seq_len, b.const(1))
+        total = b.op("Where", is_token, max_seq_len, seq_len)
+    else:
+        total = b.op("ReduceMax", lens, keepdims=0)
+    total = b.op("Cast", total, to=TensorProto.INT32, name="total_sequence_length")
     cos, sin = cos_sin_tables(spec, spec.context_length, dtype)
     state = AttentionState(seqlens_k, total, b.weights.add("rotary.cos_cache", cos),
                            b.weights.add("rotary.sin_cache", sin))
-    # The next token goes to position lengths[b]: mark it, so the runtime feeds the output straight back.
-    max_seq_len = b.op("Squeeze", b.op("Shape", mask, start=1, end=2))
-    positions = b.op("Range", b.const(0), max_seq_len, b.const(1), name="positions")  # [M]
-    is_next = b.op("Equal", b.op("Unsqueeze", positions, b.const([0])), b.op("Unsqueeze", lens, b.const([1])))
-    next_mask = b.op("Max", mask, b.op("Cast", is_next, to=TensorProto.INT64), name="next_mask")
+    # A row's ones are contiguous from 0, so the next step's mask is the mask OR itself shifted right by one:
+    # one more position per row, computed on the device from device data alone.
+    shifted = b.op("Slice", b.op("Pad", mask, b.const([0, 1, 0, 0])), b.const([0]), b.const([-1]), b.const([1]))
+    next_mask = b.op("Max", mask, shifted, name="next_mask")
     return state, next_mask
 
 
@@ -134,7 +142,7 @@ def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_
         for i in range(spec.num_layers):
             b.input(io.past_key(i), dtype, cache_shape)
             b.input(io.past_value(i), dtype, cache_shape)
-        state, next_mask = attention_state(b, spec, mask, dtype)
+        state, next_mask = attention_state(b, spec, target, input_ids, mask, dtype)
 
         outputs = [io.LOGITS, io.NEXT_TOKEN] + [n for i in range(spec.num_layers)
                                                  for n in (io.present_key(i), io.present_value(i))]

@@ -23,6 +23,10 @@ class Target:
     skip_simplified_layer_norm: bool = True  # com.microsoft.SkipSimplifiedLayerNormalization
     packed_qkv: bool = True  # one MatMul for Q, K and V
     packed_gate_up: bool = True  # one MatMul for the MLP's gate and up projections
+    # GroupQueryAttention reads total_sequence_length on the host. Derived from shapes alone (the prompt's
+    # length, or max_seq_len for one token) it needs no device data, so a CUDA graph can capture the decode
+    # step; but then a prompt must start on an empty cache. Derived from the mask, a prompt may extend one.
+    shape_only_total_length: bool = False
 
     def check_precision(self, precision: str) -> None:
         if precision not in PRECISIONS:
@@ -47,7 +51,7 @@ TARGETS = {
     for t in (
         Target("cpu", "CPUExecutionProvider", "single", PRECISIONS, "float32"),
         # CUDA graphs cannot capture control flow: the cuda model is a single graph used for prompt and decode.
-        Target("cuda", "CUDAExecutionProvider", "single", PRECISIONS, "float16"),
+        Target("cuda", "CUDAExecutionProvider", "single", PRECISIONS, "float16", shape_only_total_length=True),
         Target("dml", "DmlExecutionProvider", "merged", ("fp16", "int4", "fp32"), "float16"),
         Target("webgpu", "WebGpuExecutionProvider", "merged", ("fp16", "int4", "fp32"), "float16"),
     )

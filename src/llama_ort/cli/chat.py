@@ -1,0 +1,58 @@
+"""`llama-ort chat`: talk with a model, turn by turn, in its chat template."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .runtime_args import add_generation_arguments, add_model_arguments, generate_options, load, read_stdin_lines
+
+COMMANDS_HELP = "/reset forgets the conversation, /exit (or end of input) quits"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "chat", help="chat with a model",
+        description=f"Chat with a model folder: each line of input is a message; {COMMANDS_HELP}. "
+                    "Reads piped input too, one message per line.")
+    parser.add_argument("--system", default=None, help="a system message that starts the conversation")
+    add_model_arguments(parser)
+    add_generation_arguments(parser, max_new_tokens=512)
+    parser.set_defaults(run=run)
+
+
+def messages():
+    """Lines typed at a prompt when a person is there, else the lines of the piped input."""
+    if not sys.stdin.isatty():
+        yield from read_stdin_lines()
+        return
+    print(f"({COMMANDS_HELP})")
+    while True:
+        try:
+            yield input(">>> ")
+        except EOFError:
+            return
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..runtime.chat import Chat
+
+    options = generate_options(args)
+    model, tokenizer = load(args)
+    chat = Chat(model, tokenizer, options, system=args.system)
+    for line in messages():
+        message = line.strip()
+        if message == "/exit":
+            break
+        if message == "/reset":
+            chat.reset()
+            print("(conversation reset)")
+            continue
+        if not message:
+            continue
+        last = None
+        for last in chat.send(message):
+            print(last.text, end="", flush=True)
+        print()
+        print(f"[{last.generation_tokens} tokens, {last.generation_tps:.1f} tokens/s]", file=sys.stderr)
+    return 0

@@ -1,0 +1,78 @@
+"""Arguments shared by the commands that run a model (generate, chat), and loading what they name."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import fail
+from ..runtime.providers import PROVIDERS
+
+
+def default_model_folder() -> Path:
+    """Where `llama-ort optimize` writes the embedded model with its default options."""
+    from ..graph.llama import BuildOptions
+    from ..pipeline import default_output_name
+
+    return Path("models/optimized") / default_output_name(None, BuildOptions())
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", type=Path, default=None,
+                       help="model folder written by `llama-ort optimize` (default: the embedded model's, "
+                            "models/optimized/smollm2-135m-instruct-cpu-fp32)")
+    group.add_argument("--provider", default="cpu", choices=list(PROVIDERS),
+                       help="execution provider (default: cpu; cuda and dml where onnxruntime has them, "
+                            "webgpu through onnxruntime-ep-webgpu)")
+    group.add_argument("--device-id", type=int, default=0, help="the provider's device number (default: 0)")
+    group.add_argument("--max-seq-len", type=int, default=None,
+                       help="static mode: the KV cache holds this many positions, fixed when the model is loaded "
+                            "(default: dynamic mode, the cache grows as needed)")
+    group.add_argument("--padding", type=int, default=512,
+                       help="dynamic mode: the cache grows by this many positions when full (default: 512)")
+    group.add_argument("--disable-metacommands", action="store_true", help="dml: turn DirectML metacommands off")
+
+
+def add_generation_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 256) -> None:
+    group = parser.add_argument_group("generation")
+    group.add_argument("--max-new-tokens", type=int, default=max_new_tokens,
+                       help=f"most tokens to generate per answer (default: {max_new_tokens})")
+    group.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default: 0)")
+    group.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens (default: 0, off)")
+    group.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1, off)")
+    group.add_argument("--repetition-penalty", type=float, default=1.0, help="above 1 discourages repeats (default: 1)")
+    group.add_argument("--seed", type=int, default=None, help="sampling seed, for the same text each time")
+    group.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                       help="end the answer at this text (repeatable)")
+    group.add_argument("--ignore-eos", action="store_true", help="go on past the end-of-sequence token")
+
+
+def generate_options(args: argparse.Namespace):
+    from ..runtime import GenerateOptions, SamplingParams
+
+    sampling = SamplingParams(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                              repetition_penalty=args.repetition_penalty, seed=args.seed)
+    return GenerateOptions(max_new_tokens=args.max_new_tokens, sampling=sampling, stop_strings=tuple(args.stop),
+                           ignore_eos=args.ignore_eos, padding=args.padding)
+
+
+def load(args: argparse.Namespace):
+    """The model and its tokenizer, from --model (or the default folder) on --provider."""
+    from ..runtime import load_model
+    from ..tokenizer import Tokenizer
+
+    folder = args.model or default_model_folder()
+    model = load_model(folder, args.provider, max_seq_len=args.max_seq_len, device_id=args.device_id,
+                       disable_metacommands=args.disable_metacommands)
+    return model, Tokenizer.from_folder(folder)
+
+
+def read_stdin_lines():
+    """Lines of standard input as UTF-8 text, whatever the locale says."""
+    sys.stdin.reconfigure(encoding="utf-8", errors="strict")
+    try:
+        yield from sys.stdin
+    except UnicodeDecodeError as e:
+        raise fail("standard input", f"is not valid UTF-8 text (byte {e.start} of a read)") from None
