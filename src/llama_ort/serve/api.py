@@ -94,6 +94,11 @@ async def read_body(request: Request, schema: type[Body]) -> Body:
         raise ApiError(400, f"the body is not valid UTF-8 ({e.reason} at byte {e.start})", code="invalid_encoding")
     except json.JSONDecodeError as e:
         raise ApiError(400, f"the body is not valid JSON: {e}", code="invalid_json")
+    try:  # JSON's \ud800 escapes decode to lone surrogates, which are not text: no tokenizer takes them
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ApiError(400, f"the body holds an unpaired surrogate ({e.object[e.start:e.end]!a}): text must be "
+                       "valid Unicode", code="invalid_encoding")
     try:
         return schema.model_validate(data)
     except ValidationError as e:
