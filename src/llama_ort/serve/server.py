@@ -53,7 +53,8 @@ def serve(model_dir: str | Path | None = None, host: str = LOCAL_HOST, port: int
     app = create_app(engine, max_batch_size, max_waiting)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
     for url in page_urls(host, port):
-        log.info("chat page: %s  (OpenAI API: %sv1)", url, url)
+        log.info("chat page: %s", url)
+        log.info("OpenAI API: %sv1", url)
     if open_browser:
         threading.Thread(target=open_when_started, args=(server, page_urls(host, port)[0]), daemon=True).start()
     server.run()
