@@ -49,6 +49,18 @@ def counting_request(server, stream: bool) -> dict:
     return {"model": server.model, "prompt": COUNTING, "max_tokens": 400, "temperature": 0, "stream": stream}
 
 
+def test_a_request_that_arrives_later_does_not_wait_for_the_running_ones(server):
+    with httpx.stream("POST", f"{server.url}/v1/completions", json=counting_request(server, stream=True),
+                      timeout=60) as long:
+        lines = long.iter_lines()  # kept: closing it would close the connection
+        assert next(line for line in lines if line.startswith("data: {"))
+        short = httpx.post(f"{server.url}/v1/completions", timeout=60,
+                           json={"model": server.model, "prompt": "Hello", "max_tokens": 3, "temperature": 0})
+        assert short.json()["choices"][0]["finish_reason"] == "length"
+        assert server.load()["running"] == 1, "the long request ended first: the short one may have waited for it"
+    server.wait_until_idle()
+
+
 def test_closing_a_stream_cancels_its_generation(server):
     with httpx.stream("POST", f"{server.url}/v1/completions", json=counting_request(server, stream=True),
                       timeout=60) as response:

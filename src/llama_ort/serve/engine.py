@@ -89,39 +89,33 @@ class RuntimeEngine:
 
 @dataclass
 class Row:
-    index: int  # in the runtime's batch
+    index: int  # in its group's prompts
     text: RowText  # detokenizes, and ends the row at EOS, a stop string or its max_tokens
 
 
-class RuntimeBatch:
-    """Rows on the runtime's generate_step, which runs a fixed set of prompts: rows join before the batch's
-    first step, and once it has started new ones wait until every row has ended."""
+class Group:
+    """Rows that started together: one run of the runtime's generate_step, which decodes a fixed set of prompts."""
 
-    def __init__(self, engine: RuntimeEngine, max_rows: int):
+    def __init__(self, engine: RuntimeEngine):
         self.engine = engine
-        self.max_rows = max_rows
-        self.row_ids = itertools.count()
-        self._reset()
-
-    def _reset(self) -> None:
         self.prompts: list[list[int]] = []
         self.params: list[SamplingParams] = []
         self.rows: dict[int, Row] = {}  # the rows still going, by id
         self.steps: Iterator[np.ndarray] | None = None  # the runtime's token rows, once started
 
-    def add(self, prompt_ids: list[int], params: SamplingParams) -> int | None:
-        if self.steps is not None or len(self.prompts) >= self.max_rows:
-            return None
+    @property
+    def has_started(self) -> bool:
+        return self.steps is not None
+
+    def add(self, row_id: int, prompt_ids: list[int], params: SamplingParams) -> None:
         tokenizer = self.engine.tokenizer
-        row_id = next(self.row_ids)
         self.rows[row_id] = Row(len(self.prompts), RowText(tokenizer, tokenizer.eos_token_ids, params.stop,
                                                             params.max_tokens))
         self.prompts.append(prompt_ids)
         self.params.append(params)
-        return row_id
 
     def step(self) -> dict[int, Token]:
-        if self.steps is None:
+        if self.steps is None:  # the first step runs the prompts
             sampler = RowSampler([RuntimeSampling(temperature=p.temperature, top_p=p.top_p, seed=p.seed)
                                   for p in self.params])
             self.steps = generate_step(self.engine.model, self.prompts, max(p.max_tokens for p in self.params),
@@ -136,12 +130,47 @@ class RuntimeBatch:
                 self.drop(row_id)
         return tokens
 
+    def drop(self, row_id: int) -> None:
+        del self.rows[row_id]
+        if not self.rows and self.steps is not None:  # nobody reads the remaining steps: stop decoding
+            self.steps.close()
+
+
+class RuntimeBatch:
+    """Rows in groups, stepped in turn. generate_step cannot take a row once it has started, so a new row joins
+    the group that has not started yet or starts one: it decodes from the next step on, without waiting for the
+    rows already running to end. Rows that arrive together share one group, and one session run per step."""
+
+    def __init__(self, engine: RuntimeEngine, max_rows: int):
+        self.engine = engine
+        self.max_rows = max_rows
+        self.row_ids = itertools.count()
+        self.groups: list[Group] = []
+        self.group_of: dict[int, Group] = {}  # row id -> its group
+
+    def add(self, prompt_ids: list[int], params: SamplingParams) -> int | None:
+        if len(self.group_of) >= self.max_rows:
+            return None
+        if not self.groups or self.groups[-1].has_started:
+            self.groups.append(Group(self.engine))
+        row_id = next(self.row_ids)
+        self.groups[-1].add(row_id, prompt_ids, params)
+        self.group_of[row_id] = self.groups[-1]
+        return row_id
+
+    def step(self) -> dict[int, Token]:
+        tokens = {}
+        for group in self.groups:
+            tokens.update(group.step())
+        for row_id, token in tokens.items():
+            if token.finish_reason:
+                del self.group_of[row_id]
+        self.groups = [group for group in self.groups if group.rows]
+        return tokens
+
     def drop(self, row: int) -> None:
-        del self.rows[row]
-        if not self.rows:  # nobody reads the remaining steps: stop decoding
-            if self.steps is not None:
-                self.steps.close()
-            self._reset()
+        self.group_of.pop(row).drop(row)
+        self.groups = [group for group in self.groups if group.rows]
 
 
 class RowSampler(Sampler):
