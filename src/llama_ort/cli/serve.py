@@ -18,6 +18,7 @@ def register(subparsers) -> None:
     parser.add_argument("--model", type=Path, default=None,
                         help="model folder (default: the embedded SmolLM2-135M-Instruct, built on first use into "
                              "models/optimized/)")
+    parser.add_argument("--device-id", type=int, default=0, help="the provider's device number (default: 0)")
     parser.add_argument("--precision", default=None, choices=list(PRECISIONS),
                         help="without --model: the default model's weights (default: fp32 on cpu, fp16 elsewhere; "
                              "int4 is the fastest on the CPU)")
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ..serve import serve
 
     setup_logging()
-    serve(args.model, args.host, args.port, open_browser=args.open, provider=args.provider, precision=args.precision,
+    serve(args.model, args.host, args.port, open_browser=args.open, provider=args.provider,
+          device_id=args.device_id, precision=args.precision,
           max_seq_len=args.max_seq_len, max_batch_size=args.max_batch_size, max_waiting=args.max_waiting)
     return 0

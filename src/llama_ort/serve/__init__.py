@@ -2,7 +2,7 @@
 on FastAPI and uvicorn, with a scheduler thread that decodes every client's request in one batch."""
 
 from .app import create_app
-from .engine import load_engine
+from .runtime_engine import load_engine
 from .server import default_model, serve
 
 __all__ = ["create_app", "default_model", "load_engine", "serve"]

@@ -22,7 +22,7 @@ from ..errors import LlamaOrtError
 from .engine import SamplingParams
 from .errors import ApiError, invalid_field
 from .scheduler import Job, QueueFull, Scheduler
-from .schemas import ChatCompletionRequest, CompletionRequest, SamplingFields, new_id, now_s
+from .schemas import ChatCompletionRequest, CompletionRequest, SamplingFields, new_id, now_s, unsupported
 
 router = APIRouter(prefix="/v1")
 Body = TypeVar("Body", bound=SamplingFields)
@@ -43,11 +43,11 @@ class Shape:
             return {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
         return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
 
-    def delta(self, text: str | None, finish_reason: str | None = None, is_first: bool = False) -> dict:
+    def delta(self, text: str, finish_reason: str | None = None) -> dict:
         if self.is_chat:
-            delta = {"role": "assistant", "content": ""} if is_first else {} if text is None else {"content": text}
+            delta = {"content": text} if text else {}
             return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish_reason}
+        return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
 
 
 CHAT = Shape("chat.completion", "chat.completion.chunk", "chatcmpl", is_chat=True)
@@ -99,6 +99,9 @@ async def read_body(request: Request, schema: type[Body]) -> Body:
     except UnicodeEncodeError as e:
         raise ApiError(400, f"the body holds an unpaired surrogate ({e.object[e.start:e.end]!a}): text must be "
                        "valid Unicode", code="invalid_encoding")
+    if field := unsupported(data):
+        raise ApiError(400, f"{field}: {data[field]!r} is not supported by this server", param=field,
+                       code="unsupported_parameter")
     try:
         return schema.model_validate(data)
     except ValidationError as e:
@@ -122,21 +125,23 @@ def check_model(request: Request, model: str) -> None:
                        param="model", code="model_not_found")
 
 
-def sampling_params(body: SamplingFields, max_tokens: int | None, prompt_len: int, max_seq_len: int,
-                    prompt_field: str) -> SamplingParams:
+def sampling_params(body: SamplingFields, prompt_len: int, max_seq_len: int, prompt_field: str) -> SamplingParams:
     """The request's sampling; max_tokens is cut to the room left in the context (finish_reason "length")."""
+    if prompt_len == 0:  # the runtime needs a token to start from
+        raise ApiError(400, "the prompt holds no tokens: give some text", param=prompt_field, code="empty_prompt")
     room = max_seq_len - prompt_len
     if room < 1:
         raise ApiError(400, f"the prompt is {prompt_len} tokens long; this server's limit is {max_seq_len - 1} "
                        f"(its context is {max_seq_len} tokens, and at least one must be generated)",
                        param=prompt_field, code="context_length_exceeded")
-    return SamplingParams(max_tokens=min(max_tokens or room, room), temperature=body.temperature, top_p=body.top_p,
-                          seed=body.seed, stop=body.stop_strings())
+    max_tokens = min(body.token_limit() or room, room)
+    return SamplingParams(max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p, seed=body.seed,
+                          stop=body.stop_strings())
 
 
 async def complete(request: Request, body: SamplingFields, prompt_ids: list[int], shape: Shape, prompt_field: str):
     scheduler = scheduler_of(request)
-    params = sampling_params(body, body.token_limit(), len(prompt_ids), scheduler.engine.max_seq_len, prompt_field)
+    params = sampling_params(body, len(prompt_ids), scheduler.engine.max_seq_len, prompt_field)
     try:
         job = scheduler.submit(prompt_ids, params)
     except QueueFull as e:
@@ -162,13 +167,14 @@ async def stream_events(request: Request, job: Job, shape: Shape, header: dict,
 
     count = 0
     async with cancel_on_disconnect(request, job):
-        if shape.is_chat:
-            yield event([shape.delta(None, is_first=True)])
+        if shape.is_chat:  # a chat stream opens with the role
+            yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                          "finish_reason": None}])
         try:
             async for token in job.tokens():
                 count += 1
                 if token.text or token.finish_reason:
-                    yield event([shape.delta(token.text or None, token.finish_reason)])
+                    yield event([shape.delta(token.text, token.finish_reason)])
         except Exception as e:  # the engine failed after the 200 went out: say so in the stream
             yield ApiError(500, f"generation failed: {e}", type="server_error").sse_event()
             return

@@ -1,8 +1,8 @@
-"""The OpenAI API's request and response bodies, as far as this server implements them.
+"""The OpenAI API's request bodies, as far as this server implements them, and its error object.
 
-Requests are validated here: ranges, types and the fields we accept. Fields the API defines but we do not
-implement are ignored when absent or at their default, and rejected when set (`n` above 1, `logprobs`),
-so a client never silently gets something other than what it asked for.
+Requests are validated here: ranges, types and the fields we accept. Fields of the API that we do not
+implement are welcome at the values that ask nothing of them (`n: 1`, `presence_penalty: 0`) and rejected
+otherwise (`unsupported`), so a client never silently gets something other than what it asked for.
 """
 
 from __future__ import annotations
@@ -14,6 +14,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_STOP_STRINGS = 4  # the OpenAI API's limit
+
+# Fields this server does not implement, with the values that ask nothing of them.
+NOT_IMPLEMENTED = {
+    "n": (None, 1), "best_of": (None, 1), "echo": (None, False), "suffix": (None, ""),
+    "logprobs": (None, False, 0), "top_logprobs": (None, 0), "logit_bias": (None, {}),
+    "frequency_penalty": (None, 0), "presence_penalty": (None, 0),
+    "tools": (None, []), "functions": (None, []), "response_format": (None, {"type": "text"}),
+}
 
 
 class StreamOptions(BaseModel):
@@ -29,13 +37,10 @@ class SamplingFields(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0)
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: Literal[1] = 1  # one choice per request: send several requests, they are batched together
-    logprobs: Literal[False, None] = None
-    user: str | None = None
 
     @field_validator("stop")
     @classmethod
@@ -46,6 +51,9 @@ class SamplingFields(BaseModel):
         if any(s == "" for s in stops):
             raise ValueError("a stop string must not be empty")
         return stop
+
+    def token_limit(self) -> int | None:
+        return self.max_tokens
 
     def stop_strings(self) -> tuple[str, ...]:
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
@@ -84,10 +92,14 @@ class ChatCompletionRequest(SamplingFields):
 
 class CompletionRequest(SamplingFields):
     prompt: str = Field(min_length=1)
-    echo: Literal[False] = False
 
-    def token_limit(self) -> int | None:
-        return self.max_tokens
+
+def unsupported(body: object) -> str | None:
+    """The first field of a request body that asks for something this server does not do."""
+    if not isinstance(body, dict):
+        return None
+    return next((name for name, welcome in NOT_IMPLEMENTED.items() if name in body and body[name] not in welcome),
+                None)
 
 
 def new_id(prefix: str) -> str:

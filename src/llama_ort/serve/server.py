@@ -16,7 +16,7 @@ import uvicorn
 
 from ..model_format import MANIFEST
 from .app import create_app
-from .engine import load_engine
+from .runtime_engine import load_engine
 
 log = logging.getLogger("llama_ort.serve")
 
@@ -40,7 +40,7 @@ def default_model(provider: str = "cpu", precision: str | None = None, models_di
 
 
 def serve(model_dir: str | Path | None = None, host: str = LOCAL_HOST, port: int = 8000,
-          open_browser: bool = False, *, provider: str = "cpu", precision: str | None = None,
+          open_browser: bool = False, *, provider: str = "cpu", device_id: int = 0, precision: str | None = None,
           max_seq_len: int = 2048, max_batch_size: int = 16, max_waiting: int = 64) -> None:
     """Serve `model_dir` (None: the embedded default model, built in `precision`) on host:port until interrupted.
 
@@ -49,7 +49,7 @@ def serve(model_dir: str | Path | None = None, host: str = LOCAL_HOST, port: int
     max_batch_size requests decode together and max_waiting more wait for room.
     """
     folder = Path(model_dir) if model_dir is not None else default_model(provider, precision)
-    engine = load_engine(folder, provider, max_seq_len)
+    engine = load_engine(folder, provider, max_seq_len, device_id)
     app = create_app(engine, max_batch_size, max_waiting)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
     for url in page_urls(host, port):
