@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -29,7 +30,7 @@ def smollm2_hf(smollm2_reference, tmp_path_factory):
     transformers won't save a model it loaded from GGUF (it counts as quantized), so the weights go into a
     plain model of the same config first.
     """
-    config = smollm2_reference.config
+    config = copy.deepcopy(smollm2_reference.config)
     del config.quantization_config
     with torch.device("meta"):
         model = transformers.LlamaForCausalLM(config)

@@ -11,7 +11,7 @@ import pytest
 from hf_reference import assert_same_tensors, assert_spec_matches_config
 
 from llama_ort.checkpoint import open_checkpoint
-from llama_ort.checkpoint.meta import LLAMA3_BOS, LLAMA3_EOS, LLAMA3_VOCAB, MetaCheckpoint
+from llama_ort.checkpoint.meta import LLAMA3_BOS, LLAMA3_EOS, LLAMA3_VOCAB, MetaCheckpoint, params_from_spec
 from llama_ort.checkpoint.random import random_tensors, tiny_spec, write_hf, write_meta
 from llama_ort.checkpoint.spec import RopeScaling
 from llama_ort.errors import LlamaOrtError
@@ -114,3 +114,12 @@ def test_tiny_meta_fixture_round_trips(tiny_meta, tiny_tensors):
         assert sorted(checkpoint.tensor_names()) == sorted(tiny_tensors)
         for name, w in checkpoint.tensors():
             np.testing.assert_array_equal(w, tiny_tensors[name], err_msg=name)
+
+
+@pytest.mark.parametrize("hidden_size, intermediate_size", [(64, 128), (576, 1536), (4096, 11008), (4096, 14336)])
+def test_params_json_gives_back_the_mlp_width(hidden_size, intermediate_size):
+    """Meta's code computes the MLP width from params.json (llama/model.py FeedForward); ours must land on it."""
+    params = params_from_spec(tiny_spec(hidden_size=hidden_size, intermediate_size=intermediate_size))
+    width = int(params["ffn_dim_multiplier"] * int(2 * 4 * params["dim"] / 3))
+    width = params["multiple_of"] * ((width + params["multiple_of"] - 1) // params["multiple_of"])
+    assert width == intermediate_size

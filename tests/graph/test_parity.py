@@ -75,11 +75,13 @@ def test_max_seq_len_override_gives_the_same_logits(tmp_path):
     np.testing.assert_array_equal(results[0], results[2])
 
 
-def test_cuda_target_graph_runs_on_the_cpu_and_matches(tmp_path):
-    """The cuda model derives total_sequence_length from shapes (for CUDA graphs); check it in fp32 here."""
+@pytest.mark.parametrize("target", ["cuda", "dml", "webgpu"])
+def test_other_targets_graphs_run_on_the_cpu_and_match(tmp_path, target):
+    """cuda derives total_sequence_length from shapes (for CUDA graphs); dml rotates with RotaryEmbedding
+    outside GroupQueryAttention and uses opset 20. Both run on the CPU provider in fp32: check them here."""
     checkpoint = random_checkpoint(SPECS["gqa-hd64-theta5e5-tied"], seed=2)
     reference = hf_model(checkpoint)
-    build_model(checkpoint, tmp_path, BuildOptions(target="cuda", precision="fp32"))
+    build_model(checkpoint, tmp_path, BuildOptions(target=target, precision="fp32"))
     stepper = Stepper(tmp_path, max_seq_len=48)
     sequences = [list(p) for p in PROMPTS]
     out = stepper.start(PROMPTS)

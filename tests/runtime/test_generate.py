@@ -129,10 +129,12 @@ def test_past_the_context_length_the_oldest_tokens_slide_out_with_a_notice(tmp_p
 
 
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
-def test_a_model_built_for_cuda_matches_too(tmp_path_factory, tiny, mode):
-    """The cuda graph takes total_sequence_length from shapes (the whole cache when decoding); fp32 runs here."""
-    folder = tmp_path_factory.mktemp("cuda-target")
-    build_model(tiny.checkpoint, folder, BuildOptions(target="cuda", precision="fp32"))
+@pytest.mark.parametrize("target", ["cuda", "dml", "webgpu"])
+def test_models_built_for_other_targets_match_too(tmp_path_factory, tiny, target, mode):
+    """Each target's graph in fp32, run here on the CPU: cuda takes total_sequence_length from shapes (the
+    whole cache when decoding), dml rotates outside attention, webgpu is the merged (If) layout."""
+    folder = tmp_path_factory.mktemp(f"{target}-target")
+    build_model(tiny.checkpoint, folder, BuildOptions(target=target, precision="fp32"))
     model = load_model(folder, max_seq_len=96 if mode == "static" else None)
     batched = generate_ids(model, PROMPTS[:3], GenerateOptions(max_new_tokens=40, padding=16), tiny.spec.eos_token_ids)
     for prompt, row in zip(PROMPTS, batched):

@@ -51,5 +51,10 @@ def test_syntax_error_is_a_user_error():
 
 
 def test_sandbox_blocks_python_internals():
-    with pytest.raises(Exception, match="unsafe|access"):
-        render_chat("{{ messages.__class__.__mro__ }}{{ ''.__class__.__subclasses__() }}", HELLO)
+    with pytest.raises(LlamaOrtError, match="chat template: cannot render these messages: .*unsafe"):
+        render_chat("{{ ''.__class__.__mro__[1].__subclasses__() }}", HELLO)
+
+
+def test_missing_field_is_a_user_error():
+    with pytest.raises(LlamaOrtError, match="chat template: cannot render these messages"):
+        render_chat("{{ messages[0].content + messages[0].name }}", HELLO)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from types import SimpleNamespace
 
@@ -98,21 +99,32 @@ def byte_level_metadata(smollm_folder, pre: str, size: int = 8000) -> dict:
     }
 
 
+@pytest.fixture(scope="module")
+def byte_level_folder(smollm_folder, write_gguf, tmp_path_factory):
+    """`byte_level_folder(pre)`: a folder with vocab.gguf (SmolLM2's vocabulary cut down, pre-tokenizer `pre`)
+    and the tokenizer exported from it."""
+    @functools.cache
+    def make(pre: str):
+        folder = tmp_path_factory.mktemp(pre)
+        write_gguf(folder / "vocab.gguf", byte_level_metadata(smollm_folder, pre))
+        export_tokenizer(SimpleNamespace(format="gguf", path=folder / "vocab.gguf"), folder)
+        return folder
+
+    return make
+
+
 @pytest.mark.parametrize("pre", ["llama-bpe", "gpt-2"])
-def test_other_pre_tokenizers_match_transformers(pre, smollm_folder, varied_texts, write_gguf, tmp_path):
+def test_other_pre_tokenizers_match_transformers(pre, byte_level_folder, varied_texts):
     transformers = pytest.importorskip("transformers")
-    write_gguf(tmp_path / "vocab.gguf", byte_level_metadata(smollm_folder, pre))
-    export_tokenizer(SimpleNamespace(format="gguf", path=tmp_path / "vocab.gguf"), tmp_path / "out")
-    ours = Tokenizer.from_folder(tmp_path / "out")
-    reference = transformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file="vocab.gguf")
+    folder = byte_level_folder(pre)
+    reference = transformers.AutoTokenizer.from_pretrained(folder, gguf_file="vocab.gguf")
+    ours = Tokenizer.from_folder(folder)
     for text in varied_texts:
         assert ours.encode(text) == reference.encode(text), repr(text)
 
 
-def test_llama3_pre_tokenizer_groups_digits_by_three(smollm_folder, write_gguf, tmp_path):
-    write_gguf(tmp_path / "vocab.gguf", byte_level_metadata(smollm_folder, "llama-bpe"))
-    export_tokenizer(SimpleNamespace(format="gguf", path=tmp_path / "vocab.gguf"), tmp_path)
-    pre = tokenizers.Tokenizer.from_file(str(tmp_path / "tokenizer.json")).pre_tokenizer
+def test_llama3_pre_tokenizer_groups_digits_by_three(byte_level_folder):
+    pre = tokenizers.Tokenizer.from_file(str(byte_level_folder("llama-bpe") / "tokenizer.json")).pre_tokenizer
     assert [word for word, _ in pre.pre_tokenize_str("12345 it's")] == ["123", "45", "Ġit", "'s"]
 
 

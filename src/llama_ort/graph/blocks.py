@@ -18,10 +18,12 @@ from .weights import Weights
 class AttentionState:
     """What every layer's attention reads besides its own cache, computed once per step."""
 
+    input_ids: str  # int64 [B, S]
     seqlens_k: str  # int32 [B]: tokens in the cache after this step, minus one
     total_sequence_length: str  # int32 scalar: the longest row's total length
     cos_cache: str  # [context_length, D/2]
     sin_cache: str
+    position_ids: str | None = None  # int64 [B, S], for targets that rotate outside GroupQueryAttention
 
 
 def rms_norm(b: GraphBuilder, w: Weights, x: str, weight: str, eps: float) -> str:
@@ -33,8 +35,10 @@ def residual_rms_norm(b: GraphBuilder, w: Weights, target: Target, x: str, resid
                       eps: float) -> tuple[str, str]:
     """(rms_norm(x + residual), x + residual): one SkipSimplifiedLayerNormalization where the target has it."""
     if target.skip_simplified_layer_norm:
-        normed, _, _, total = b.op("SkipSimplifiedLayerNormalization", x, residual, w.vector(b, weight),
-                                   outputs=4, name="residual_norm", domain=MS_DOMAIN, epsilon=eps)
+        # Outputs: normed, mean, inv_std_var, x + residual. Leave the statistics unnamed: DirectML rejects them.
+        normed, total = b.value_name("residual_norm"), b.value_name("residual")
+        b.op("SkipSimplifiedLayerNormalization", x, residual, w.vector(b, weight), outputs=[normed, "", "", total],
+             name="residual_norm", domain=MS_DOMAIN, epsilon=eps)
         return normed, total
     total = b.op("Add", x, residual, name="residual")
     return rms_norm(b, w, total, weight, eps), total
@@ -49,16 +53,28 @@ def attention(b: GraphBuilder, w: Weights, target: Target, spec: ModelSpec, i: i
         if target.packed_qkv:
             q = w.linear(b, x, [proj("q"), proj("k"), proj("v")], f"layers.{i}.attn.qkv")  # [B, S, (Hq + 2 Hkv) D]
             k = v = None
+            if not target.fused_rotary:  # the separate rotary op needs Q and K apart
+                q, k, v = b.op("Split", q, b.const([spec.q_size, spec.kv_size, spec.kv_size]), axis=-1, outputs=3,
+                               name="qkv_split")
         else:
             q = w.linear(b, x, [proj("q")], f"layers.{i}.attn.q")  # [B, S, Hq D]
             k = w.linear(b, x, [proj("k")], f"layers.{i}.attn.k")  # [B, S, Hkv D]
             v = w.linear(b, x, [proj("v")], f"layers.{i}.attn.v")
+        rotary = {}
+        if target.fused_rotary:
+            rotary = dict(do_rotary=1, rotary_interleaved=0)
+            tables = (state.cos_cache, state.sin_cache)
+        else:
+            q = b.op("RotaryEmbedding", q, state.position_ids, state.cos_cache, state.sin_cache, name="q_rotary",
+                     domain=MS_DOMAIN, num_heads=spec.num_heads, interleaved=0)
+            k = b.op("RotaryEmbedding", k, state.position_ids, state.cos_cache, state.sin_cache, name="k_rotary",
+                     domain=MS_DOMAIN, num_heads=spec.num_kv_heads, interleaved=0)
+            tables = ()
         out = b.value_name("gqa")
         b.op("GroupQueryAttention", q, k, v, past_key, past_value, state.seqlens_k, state.total_sequence_length,
-             state.cos_cache, state.sin_cache, outputs=[out, present_key, present_value], name="gqa",
-             domain=MS_DOMAIN, num_heads=spec.num_heads, kv_num_heads=spec.num_kv_heads, do_rotary=1,
-             rotary_interleaved=0, scale=spec.head_dim ** -0.5,
-             local_window_size=spec.extra.get("sliding_window") or -1)
+             *tables, outputs=[out, present_key, present_value], name="gqa", domain=MS_DOMAIN,
+             num_heads=spec.num_heads, kv_num_heads=spec.num_kv_heads, scale=spec.head_dim ** -0.5,
+             local_window_size=spec.extra.get("sliding_window") or -1, **rotary)
         return w.linear(b, out, [proj("o")], f"layers.{i}.attn.o_proj")  # [B, S, H]
 
 

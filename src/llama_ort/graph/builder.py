@@ -126,10 +126,10 @@ class GraphBuilder:
         return helper.make_graph(self.nodes, self.name, self.inputs, self.outputs, initializer=list(initializers))
 
 
-def make_model(graph: onnx.GraphProto, metadata: dict[str, str]) -> onnx.ModelProto:
+def make_model(graph: onnx.GraphProto, metadata: dict[str, str], opset: int = OPSET) -> onnx.ModelProto:
     model = helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)],
+        opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(MS_DOMAIN, 1)],
         producer_name="llama-ort",
     )
     model.ir_version = 10

@@ -80,9 +80,11 @@ def last_positions(b: GraphBuilder, x: str, state: AttentionState, spec: ModelSp
     """[B, S, H] -> [B, H]: each row's last real token (rows of a prompt batch are right-padded)."""
     if not is_decode:
         # Row b's last token sits at seqlens_k[b] in a first prompt, and at S-1 when the prompt extends a cache
-        # or is one token. Clip takes its bound on the host, so no shape value is copied to the device.
-        seq_len = b.op("Squeeze", b.op("Shape", x, start=1, end=2), name="seq_len")
-        last = b.op("Clip", b.op("Cast", state.seqlens_k, to=TensorProto.INT64), None, b.op("Sub", seq_len, b.const(1)))
+        # or is one token. S is counted from device data (token ids are >= 0): a value from Shape would be a
+        # host value, and copying it to the device would stop CUDA graph capture.
+        step_tokens = b.op("ReduceSum", b.op("Cast", b.op("GreaterOrEqual", state.input_ids, b.const(0)),
+                                             to=TensorProto.INT64), b.const([1]), keepdims=0, name="step_tokens")
+        last = b.op("Min", b.op("Cast", state.seqlens_k, to=TensorProto.INT64), b.op("Sub", step_tokens, b.const(1)))
         index = b.op("Expand", b.op("Reshape", last, b.const([-1, 1, 1])), b.const([1, 1, spec.hidden_size]))
         x = b.op("GatherElements", x, index, axis=1, name="last")  # [B, 1, H]
     return b.op("Squeeze", x, b.const([1]), name="last_hidden")
@@ -114,11 +116,19 @@ def attention_state(b: GraphBuilder, spec: ModelSpec, target: Target, input_ids:
         total = b.op("ReduceMax", lens, keepdims=0)
     total = b.op("Cast", total, to=TensorProto.INT32, name="total_sequence_length")
     cos, sin = cos_sin_tables(spec, spec.context_length, dtype)
-    state = AttentionState(seqlens_k, total, b.weights.add("rotary.cos_cache", cos),
-                           b.weights.add("rotary.sin_cache", sin))
+    position_ids = None
+    if not target.fused_rotary:
+        # positions of this step's tokens: past + 0..S-1, with past = max(lengths - S, 0) (0 for a padded prompt)
+        seq_len = b.op("Squeeze", b.op("Shape", input_ids, start=1, end=2))
+        past = b.op("Max", b.op("Sub", lens, seq_len), b.const(0))
+        steps = b.op("Unsqueeze", b.op("Range", b.const(0), seq_len, b.const(1)), b.const([0]))  # [1, S]
+        position_ids = b.op("Add", b.op("Unsqueeze", past, b.const([1])), steps, name="position_ids")  # [B, S]
+    state = AttentionState(input_ids, seqlens_k, total, b.weights.add("rotary.cos_cache", cos),
+                           b.weights.add("rotary.sin_cache", sin), position_ids)
     # A row's ones are contiguous from 0, so the next step's mask is the mask OR itself shifted right by one:
     # one more position per row, computed on the device from device data alone.
-    shifted = b.op("Slice", b.op("Pad", mask, b.const([0, 1, 0, 0])), b.const([0]), b.const([-1]), b.const([1]))
+    first = b.op("Slice", mask, b.const([0]), b.const([1]), b.const([1]))
+    shifted = b.op("Concat", first, b.op("Slice", mask, b.const([0]), b.const([-1]), b.const([1])), axis=1)
     next_mask = b.op("Max", mask, shifted, name="next_mask")
     return state, next_mask
 
@@ -176,7 +186,7 @@ def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_
                            all_logits=options.all_logits,
                            quantization=options.quant.to_dict() if options.precision == "int4" else {})
     model = make_model(b.graph(store.initializers), {"llama_ort.spec": json.dumps(spec.to_dict()),
-                                                     "llama_ort.layout": options.layout})
+                                                     "llama_ort.layout": options.layout}, opset=target.opset)
     onnx.save_model(model, folder / model_file)
     manifest.save(folder)
     return manifest

@@ -27,6 +27,10 @@ class Target:
     # length, or max_seq_len for one token) it needs no device data, so a CUDA graph can capture the decode
     # step; but then a prompt must start on an empty cache. Derived from the mask, a prompt may extend one.
     shape_only_total_length: bool = False
+    # Rotary inside GroupQueryAttention (do_rotary). DirectML's kernel ignores it: rotate Q and K with
+    # com.microsoft.RotaryEmbedding first, which also needs Q, K and V as separate inputs.
+    fused_rotary: bool = True
+    opset: int = 21  # the default domain's; DirectML registers If up to version 19, so it gets 20
 
     def check_precision(self, precision: str) -> None:
         if precision not in PRECISIONS:
@@ -52,7 +56,8 @@ TARGETS = {
         Target("cpu", "CPUExecutionProvider", "single", PRECISIONS, "float32"),
         # CUDA graphs cannot capture control flow: the cuda model is a single graph used for prompt and decode.
         Target("cuda", "CUDAExecutionProvider", "single", PRECISIONS, "float16", shape_only_total_length=True),
-        Target("dml", "DmlExecutionProvider", "merged", ("fp16", "int4", "fp32"), "float16"),
+        Target("dml", "DmlExecutionProvider", "merged", ("fp16", "int4", "fp32"), "float16", fused_rotary=False,
+               opset=20),
         Target("webgpu", "WebGpuExecutionProvider", "merged", ("fp16", "int4", "fp32"), "float16"),
     )
 }

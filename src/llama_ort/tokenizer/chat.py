@@ -100,3 +100,5 @@ def render_chat(template: str, messages: list[dict], add_generation_prompt: bool
         return compiled.render(messages=messages, add_generation_prompt=add_generation_prompt, **variables)
     except _TemplateError as e:
         raise fail("chat template", f"rejects these messages: {e}") from e
+    except jinja2.TemplateError as e:  # a message without a field the template reads, a sandbox refusal
+        raise fail("chat template", f"cannot render these messages: {e}") from e

@@ -56,16 +56,15 @@ def export_gguf_tokenizer(path: Path, dest: Path) -> list[Path]:
         if key not in meta:
             raise fail(path, f"has no {key} metadata, so no tokenizer can be built; convert the model again "
                        "with a recent llama.cpp, or give its Hugging Face folder")
-    config = tokenizer_config(meta, path)
+    config = tokenizer_config(meta)
     tokenizer = build_tokenizer(meta, path)
     tokenizer.post_processor = bos_eos_processor(
         special(config, "bos_token", meta, path) if config["add_bos_token"] else None,
         special(config, "eos_token", meta, path) if config["add_eos_token"] else None)
-    written = [dest / TOKENIZER_JSON, dest / CONFIG_FILE, dest / GENERATION_CONFIG_FILE]
-    tokenizer.save(str(written[0]))
-    written[1].write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    written[2].write_text(json.dumps(generation_config(meta), indent=2) + "\n")
-    return written
+    tokenizer.save(str(dest / TOKENIZER_JSON))
+    (dest / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (dest / GENERATION_CONFIG_FILE).write_text(json.dumps(generation_config(meta), indent=2) + "\n")
+    return [dest / TOKENIZER_JSON, dest / CONFIG_FILE, dest / GENERATION_CONFIG_FILE]
 
 
 def build_tokenizer(meta: dict, where: Path) -> tokenizers.Tokenizer:
@@ -82,6 +81,7 @@ def build_tokenizer(meta: dict, where: Path) -> tokenizers.Tokenizer:
 
 
 def byte_level_bpe(meta: dict, where: Path) -> tokenizers.Tokenizer:
+    """GPT-2 style: the text cut into words by the named pre-tokenizer, bytes spelled as characters, the merges."""
     pre_name = meta.get("tokenizer.ggml.pre", "default")
     if pre_name not in BY_GGUF_NAME:
         raise fail(where, f"tokenizer.ggml.pre is {pre_name!r}, a pre-tokenizer llama-ort does not know; "
@@ -97,12 +97,15 @@ def byte_level_bpe(meta: dict, where: Path) -> tokenizers.Tokenizer:
 
 
 def sentencepiece_bpe(meta: dict) -> tokenizers.Tokenizer:
+    """Llama 2 style: spaces as "▁", merges recovered from the scores, unknown characters as <0xNN> byte tokens."""
     tokens = meta["tokenizer.ggml.tokens"]
     types = meta.get("tokenizer.ggml.token_type") or [NORMAL] * len(tokens)
+    # sentencepiece sorts its pieces best first, so without scores the order stands in for them.
     scores = meta.get("tokenizer.ggml.scores") or [-float(i) for i in range(len(tokens))]
     unk_id = meta.get("tokenizer.ggml.unknown_token_id", 0)
     model = models.BPE(vocab=vocab_ids(meta), merges=merges_by_score(tokens, scores, types),
-                       unk_token=tokens[unk_id], fuse_unk=True, byte_fallback=True)
+                       unk_token=tokens[unk_id] if 0 <= unk_id < len(tokens) else None,
+                       fuse_unk=True, byte_fallback=True)
     tokenizer = tokenizers.Tokenizer(model)
     # sentencepiece writes spaces as "▁" and, with add_space_prefix, starts every text with one; a piece of text
     # between special tokens counts as a text, as in Meta's reference code.
@@ -145,7 +148,8 @@ def added_tokens(meta: dict) -> list[AddedToken]:
             for token, kind in zip(tokens, types) if kind in (UNKNOWN, CONTROL, USER_DEFINED)]
 
 
-def tokenizer_config(meta: dict, where: Path) -> dict:
+def tokenizer_config(meta: dict) -> dict:
+    """Special tokens by their text, BOS/EOS flags and the chat template, as tokenizer_config.json writes them."""
     tokens = meta["tokenizer.ggml.tokens"]
     config = {}
     for role, key in SPECIAL_ID_KEYS.items():

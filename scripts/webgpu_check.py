@@ -1,0 +1,101 @@
+"""On the GPU machine: run the webgpu model (If-merged layout, static cache) on ONNX Runtime's WebGPU plugin EP
+over Vulkan, with every node on WebGPU (no CPU fallback), and compare it with the CPU provider step by step.
+Usage (after `source .gpu-webgpu/setup-webgpu.sh`): python3 scripts/webgpu_check.py --out DIR"""
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import onnxruntime as ort  # noqa: E402
+import onnxruntime_ep_webgpu  # noqa: E402
+
+from llama_ort import model_format as io  # noqa: E402
+from llama_ort.graph.llama import BuildOptions, build_model  # noqa: E402
+from reference import random_checkpoint, tiny_spec  # noqa: E402
+
+
+def webgpu_session(path, max_seq_len, verbose=False):
+    devices = [d for d in ort.get_ep_devices() if d.ep_name == onnxruntime_ep_webgpu.get_ep_name()]
+    so = ort.SessionOptions()
+    so.add_free_dimension_override_by_name(io.MAX_SEQ_LEN, max_seq_len)
+    so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    so.add_provider_for_devices(devices[:1], {})
+    if verbose:
+        so.log_severity_level = 0
+    return ort.InferenceSession(str(path), so)
+
+
+def cpu_session(path, max_seq_len):
+    so = ort.SessionOptions()
+    so.add_free_dimension_override_by_name(io.MAX_SEQ_LEN, max_seq_len)
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def run_steps(session, manifest, spec, prompts, steps, max_seq_len):
+    names = [o.name for o in session.get_outputs()]
+    batch, longest = len(prompts), max(map(len, prompts))
+    ids = np.zeros((batch, longest), np.int64)
+    mask = np.zeros((batch, max_seq_len), np.int64)
+    for r, p in enumerate(prompts):
+        ids[r, : len(p)] = p
+        mask[r, : len(p)] = 1
+    shape = (batch, spec.num_kv_heads, max_seq_len, spec.head_dim)
+    cache = {}
+    for i in range(spec.num_layers):
+        cache[io.past_key(i)] = np.zeros(shape, manifest.kv_dtype)
+        cache[io.past_value(i)] = np.zeros(shape, manifest.kv_dtype)
+    logits, tokens = [], []
+    for _ in range(steps):
+        out = dict(zip(names, session.run(None, {io.INPUT_IDS: ids, io.ATTENTION_MASK: mask, **cache})))
+        logits.append(out[io.LOGITS])
+        tokens.append(out[io.NEXT_TOKEN])
+        mask = out[io.NEXT_ATTENTION_MASK]
+        for i in range(spec.num_layers):
+            cache[io.past_key(i)] = out[io.present_key(i)]
+            cache[io.past_value(i)] = out[io.present_value(i)]
+        ids = out[io.NEXT_TOKEN][:, None]
+    return np.stack(logits), np.stack(tokens)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    spec = tiny_spec(hidden_size=256, num_heads=4, num_kv_heads=2, intermediate_size=512, rope_theta=500000.0)
+    checkpoint = random_checkpoint(spec, seed=5)
+    report = {"onnxruntime": ort.__version__, "rows": []}
+    ort.register_execution_provider_library("webgpu", onnxruntime_ep_webgpu.get_library_path())
+    prompts = [[5, 17, 42, 8, 9], [3, 99, 12, 7, 64, 31, 2, 88, 45]]
+    for precision in ("fp32", "fp16", "int4"):
+        folder = Path(tempfile.mkdtemp())
+        manifest = build_model(checkpoint, folder, BuildOptions(target="webgpu", precision=precision))
+        from llama_ort.checkpoint.spec import ModelSpec
+        s = ModelSpec.from_dict(manifest.spec)
+        row = {"precision": precision, "layout": manifest.layout}
+        try:
+            gpu = run_steps(webgpu_session(folder / manifest.model_file, 64), manifest, s, prompts, 17, 64)
+            cpu = run_steps(cpu_session(folder / manifest.model_file, 64), manifest, s, prompts, 17, 64)
+            row.update(max_abs_logit_diff=float(np.abs(gpu[0] - cpu[0]).max()),
+                       same_tokens=bool((gpu[1] == cpu[1]).all()), steps=17, batch=len(prompts))
+        except Exception as e:  # report, don't hide
+            row["error"] = str(e)[:2000]
+            if precision == "fp32":
+                try:
+                    webgpu_session(folder / manifest.model_file, 64, verbose=True)
+                except Exception:
+                    pass
+        print(json.dumps(row), flush=True)
+        report["rows"].append(row)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "webgpu.json").write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
