@@ -70,3 +70,24 @@ def smollm2_reference(embedded_gguf):
     transformers = pytest.importorskip("transformers")
     return transformers.AutoModelForCausalLM.from_pretrained(
         embedded_gguf.parent, gguf_file=embedded_gguf.name, dtype=torch.float32).eval()
+
+
+@pytest.fixture(scope="session")
+def build_smollm2(tmp_path_factory):
+    """The embedded SmolLM2 built by the optimize pipeline, once per session and options:
+    `build_smollm2(precision="int4", all_logits=True) -> model folder`."""
+    from llama_ort.graph.llama import BuildOptions
+    from llama_ort.pipeline import optimize
+
+    root = tmp_path_factory.mktemp("smollm2")
+    built = {}
+
+    def build(**options):
+        key = tuple(sorted(options.items()))
+        if key not in built:
+            name = "-".join(f"{k}={v}" for k, v in key) or "default"
+            built[key] = optimize(None, root / name, BuildOptions(**options), root / "cache", show_progress=False,
+                                  verify=False).output
+        return built[key]
+
+    return build

@@ -29,7 +29,8 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = QuantOptions()
     group.add_argument("--block-size", type=int, default=defaults.block_size,
                        help=f"int4: weights per quantization block, 16 to 256 (default: {defaults.block_size})")
-    group.add_argument("--asymmetric", action="store_true", help="int4: use zero points (default: symmetric)")
+    group.add_argument("--symmetric", action="store_true",
+                       help="int4: no zero points (fewer bytes per weight; default: min/max blocks with zero points)")
     group.add_argument("--accuracy-level", type=int, default=defaults.accuracy_level, choices=range(5),
                        help="int4: MatMulNBits accuracy_level, 4 = int8 activations on the CPU "
                             f"(default: {defaults.accuracy_level})")
@@ -43,7 +44,7 @@ def build_options(args: argparse.Namespace):
     from ..graph.llama import BuildOptions
 
     precision = args.precision or ("fp32" if args.target == "cpu" else "fp16")
-    quant = QuantOptions(block_size=args.block_size, symmetric=not args.asymmetric,
+    quant = QuantOptions(block_size=args.block_size, symmetric=args.symmetric,
                          accuracy_level=args.accuracy_level, quantize_lm_head=not args.float_lm_head)
     return BuildOptions(target=args.target, precision=precision, layout=args.layout, quant=quant,
                         all_logits=args.all_logits, num_layers=args.num_layers)

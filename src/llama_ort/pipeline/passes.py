@@ -10,18 +10,21 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..checkpoint import names
+from ..errors import LlamaOrtError
 from ..checkpoint.base import Checkpoint
 from ..graph.argmax import write_argmax_model
 from ..graph.llama import BuildOptions, build_model
 from ..verify.check import verify_model
 
 TOKENIZER_FORMATS = ("hf", "meta", "gguf")
+log = logging.getLogger("llama_ort.pipeline")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,12 @@ def run_load(checkpoint: Checkpoint, out: Path) -> None:
     if checkpoint.format in TOKENIZER_FORMATS:
         from ..tokenizer import export_tokenizer
 
-        export_tokenizer(checkpoint, out)
+        try:
+            export_tokenizer(checkpoint, out)
+        except LlamaOrtError as e:
+            # A random-weight checkpoint (make-random) has no tokenizer and is still worth building: the model
+            # then takes token ids only (bench), and commands that need text say so when they load it.
+            log.warning("no tokenizer: %s", e)
 
 
 def run_build(checkpoint: Checkpoint, out: Path, options: BuildOptions, show_progress: bool) -> None:
