@@ -10,7 +10,10 @@ import httpx
 import pytest
 import uvicorn
 
-from llama_ort.serve import create_app, default_model, load_engine
+from llama_ort.graph.llama import BuildOptions
+from llama_ort.graph.weights import QuantOptions
+from llama_ort.pipeline import default_output_name, optimize
+from llama_ort.serve import create_app, load_engine
 
 MAX_SEQ_LEN = 512  # small, so that a prompt over the limit is quick to write
 
@@ -53,9 +56,15 @@ class RunningServer:
 
 @pytest.fixture(scope="session")
 def model_folder(tmp_path_factory):
-    """Built the way `llama-ort serve` builds its default model, into a folder of its own."""
+    """Where `llama-ort serve --precision int4` looks for its default model, under a folder of this session.
+
+    Symmetric blocks: MatMulNBits runs them about 25 times faster on the CPU than blocks with float zero points.
+    """
     root = tmp_path_factory.mktemp("serve")
-    return default_model("cpu", "int4", models_dir=root / "models", cache_dir=root / "cache")
+    options = BuildOptions(precision="int4", quant=QuantOptions(symmetric=True))
+    folder = root / "models" / default_output_name(None, options)
+    optimize(None, folder, options, root / "cache", show_progress=False, verify=False)
+    return folder
 
 
 @pytest.fixture(scope="session")

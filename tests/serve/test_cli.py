@@ -78,3 +78,15 @@ def test_the_page_opens_once_the_server_listens(server, monkeypatch):
     monkeypatch.setattr(serve_module.webbrowser, "open", opened.append)
     serve_module.open_when_started(server.server, server.url + "/")
     assert opened == [server.url + "/"]
+
+
+def test_default_model_is_built_where_optimize_puts_it_when_missing(tmp_path, monkeypatch):
+    import llama_ort.pipeline
+
+    built = []
+    monkeypatch.setattr(llama_ort.pipeline, "optimize", lambda *args: built.append(args))
+    folder = serve_module.default_model("cpu", models_dir=tmp_path / "models", cache_dir=tmp_path / "cache")
+    assert folder == tmp_path / "models" / "smollm2-135m-instruct-cpu-fp32"
+    (source, output, options, cache_dir), = built
+    assert (source, output, cache_dir) == (None, folder, tmp_path / "cache")
+    assert (options.target, options.precision) == ("cpu", "fp32")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import fail
 from ..runtime import Model, load_model
 from ..runtime.generate import generate_step
 from ..runtime.sampling import Sampler
@@ -24,6 +25,8 @@ def load_engine(folder: str | Path, provider: str = "cpu", max_seq_len: int = 20
     """The model folder on `provider`'s device number `device_id`, named by its folder. A row holds at most
     max_seq_len tokens (capped at the model's context length); the cache grows with the longest row of a group
     (the runtime's dynamic mode)."""
+    if max_seq_len < 2:
+        raise fail("max_seq_len", f"must be at least 2 (a prompt token and an answer token), got {max_seq_len}")
     folder = Path(folder)
     model = load_model(folder, provider, device_id=device_id)
     return RuntimeEngine(model, Tokenizer.from_folder(folder), folder.name,
