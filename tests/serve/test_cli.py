@@ -53,6 +53,16 @@ def test_llama_ort_serve_answers_until_interrupted(model_folder):
     assert f"chat page: http://127.0.0.1:{port}/" in output
 
 
+def test_the_command_line_defaults_are_the_library_defaults():
+    from llama_ort.cli import build_parser
+    from llama_ort.serve.runtime_engine import MAX_SEQ_LEN
+    from llama_ort.serve.scheduler import MAX_BATCH_SIZE, MAX_WAITING
+
+    args = build_parser().parse_args(["serve"])
+    assert (args.max_seq_len, args.max_batch_size, args.max_waiting) == (MAX_SEQ_LEN, MAX_BATCH_SIZE, MAX_WAITING)
+    assert (args.host, args.port, args.model) == ("127.0.0.1", 8000, None)
+
+
 def test_a_missing_model_folder_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["serve", "--model", str(tmp_path / "nothing")]) == 2
     error = capsys.readouterr().err

@@ -30,6 +30,7 @@ def register(subparsers) -> None:
     server.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     server.add_argument("--open", action="store_true", help="open the chat page in a browser")
     limits = parser.add_argument_group("limits")
+    # The library's defaults, written out: importing llama_ort.serve here would need fastapi for every command.
     limits.add_argument("--max-seq-len", type=int, default=2048,
                         help="tokens one request may hold, prompt and answer together; longer prompts get HTTP 400 "
                              "(default: 2048)")

@@ -14,14 +14,14 @@ from .. import __version__
 from .api import router
 from .engine import Engine
 from .errors import install_error_handlers
-from .scheduler import Scheduler
+from .scheduler import MAX_BATCH_SIZE, MAX_WAITING, Scheduler
 
 WEB = files(__package__) / "web"  # the chat page: plain HTML and JavaScript, package data
 # Everything the page loads comes from this server: no other host is ever contacted.
 PAGE_POLICY = "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 
-def create_app(engine: Engine, max_batch_size: int = 8, max_waiting: int = 64) -> FastAPI:
+def create_app(engine: Engine, max_batch_size: int = MAX_BATCH_SIZE, max_waiting: int = MAX_WAITING) -> FastAPI:
     """The server for `engine`: at most `max_batch_size` requests decode together and `max_waiting` queue
     for room (more: 429)."""
     scheduler = Scheduler(engine, max_batch_size, max_waiting)

@@ -19,8 +19,9 @@ from ..runtime.stopping import RowText
 from ..tokenizer import Tokenizer
 from .engine import SamplingParams, Token
 
+MAX_SEQ_LEN = 2048  # tokens of one request, prompt and answer: bounds each row's KV cache
 
-def load_engine(folder: str | Path, provider: str = "cpu", max_seq_len: int = 2048,
+def load_engine(folder: str | Path, provider: str = "cpu", max_seq_len: int = MAX_SEQ_LEN,
                 device_id: int = 0) -> RuntimeEngine:
     """The model folder on `provider`'s device number `device_id`, named by its folder. A row holds at most
     max_seq_len tokens (capped at the model's context length); the cache grows with the longest row of a group

@@ -19,6 +19,9 @@ from .engine import Batch, Engine, SamplingParams, Token
 
 log = logging.getLogger("llama_ort.serve")
 
+MAX_BATCH_SIZE = 16  # requests decoded together
+MAX_WAITING = 64  # requests waiting for room in the batch; one more is refused
+
 
 class QueueFull(Exception):
     """The wait queue holds its maximum: the client should retry later."""
@@ -67,7 +70,7 @@ class Job:
 
 
 class Scheduler:
-    def __init__(self, engine: Engine, max_batch_size: int = 8, max_waiting: int = 64):
+    def __init__(self, engine: Engine, max_batch_size: int = MAX_BATCH_SIZE, max_waiting: int = MAX_WAITING):
         if max_batch_size < 1:
             raise fail("max_batch_size", f"must be at least 1, got {max_batch_size}")
         if max_waiting < 0:

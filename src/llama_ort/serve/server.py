@@ -16,7 +16,8 @@ import uvicorn
 
 from ..model_format import MANIFEST
 from .app import create_app
-from .runtime_engine import load_engine
+from .runtime_engine import MAX_SEQ_LEN, load_engine
+from .scheduler import MAX_BATCH_SIZE, MAX_WAITING
 
 log = logging.getLogger("llama_ort.serve")
 
@@ -41,7 +42,7 @@ def default_model(provider: str = "cpu", precision: str | None = None, models_di
 
 def serve(model_dir: str | Path | None = None, host: str = LOCAL_HOST, port: int = 8000,
           open_browser: bool = False, *, provider: str = "cpu", device_id: int = 0, precision: str | None = None,
-          max_seq_len: int = 2048, max_batch_size: int = 16, max_waiting: int = 64) -> None:
+          max_seq_len: int = MAX_SEQ_LEN, max_batch_size: int = MAX_BATCH_SIZE, max_waiting: int = MAX_WAITING) -> None:
     """Serve `model_dir` (None: the embedded default model, built in `precision`) on host:port until interrupted.
 
     host 127.0.0.1 serves this machine only, 0.0.0.0 the local network too. open_browser opens the chat
