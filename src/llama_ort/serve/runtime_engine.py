@@ -71,6 +71,13 @@ class Group:
     def has_started(self) -> bool:
         return self.steps is not None
 
+    def has_room_for(self, prompt_ids: list[int], params: SamplingParams) -> bool:
+        """Whether the row keeps every row within the context length. generate_step decodes every row until the
+        group's largest max_tokens, and a row that reaches the context length slides every row of the group."""
+        longest = max(map(len, [*self.prompts, prompt_ids]))
+        most = max(p.max_tokens for p in [*self.params, params])
+        return longest + most <= self.engine.model.spec.context_length
+
     def add(self, row_id: int, prompt_ids: list[int], params: SamplingParams) -> None:
         tokenizer = self.engine.tokenizer
         self.rows[row_id] = Row(len(self.prompts), RowText(tokenizer, tokenizer.eos_token_ids, params.stop,
@@ -115,7 +122,8 @@ class RuntimeBatch:
     def add(self, prompt_ids: list[int], params: SamplingParams) -> int | None:
         if len(self.group_of) >= self.max_rows:
             return None
-        if not self.groups or self.groups[-1].has_started:
+        forming = self.groups[-1] if self.groups and not self.groups[-1].has_started else None
+        if forming is None or not forming.has_room_for(prompt_ids, params):
             self.groups.append(Group(self.engine))
         row_id = next(self.row_ids)
         self.groups[-1].add(row_id, prompt_ids, params)
