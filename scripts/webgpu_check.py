@@ -41,8 +41,9 @@ def cpu_session(path, max_seq_len):
 def run_steps(session, manifest, spec, prompts, steps, max_seq_len):
     names = [o.name for o in session.get_outputs()]
     batch, longest = len(prompts), max(map(len, prompts))
-    ids = np.zeros((batch, longest), np.int64)
-    mask = np.zeros((batch, max_seq_len), np.int64)
+    index = np.dtype(manifest.index_dtype)
+    ids = np.zeros((batch, longest), index)
+    mask = np.zeros((batch, max_seq_len), index)
     for r, p in enumerate(prompts):
         ids[r, : len(p)] = p
         mask[r, : len(p)] = 1
@@ -60,7 +61,7 @@ def run_steps(session, manifest, spec, prompts, steps, max_seq_len):
         for i in range(spec.num_layers):
             cache[io.past_key(i)] = out[io.present_key(i)]
             cache[io.past_value(i)] = out[io.present_value(i)]
-        ids = out[io.NEXT_TOKEN][:, None]
+        ids = out[io.NEXT_TOKEN][:, None].astype(index)
     return np.stack(logits), np.stack(tokens)
 
 

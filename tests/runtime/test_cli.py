@@ -21,7 +21,7 @@ def run_python(*args, stdin: bytes = b"") -> subprocess.CompletedProcess:
 
 def test_generate_streams_the_text_then_the_speed(tiny, capsys):
     assert main(["generate", "--model", str(tiny.folder), "--prompt", "Hello", "--max-new-tokens", "20",
-                 "--ignore-eos"]) == 0
+                 "--ignore-eos", "--raw-prompt"]) == 0
     out = capsys.readouterr().out
     text, stats = out.rstrip("\n").rsplit("\n\n", 1)
     tokenizer = Tokenizer.from_folder(tiny.folder)
@@ -40,7 +40,7 @@ def test_chat_reads_piped_messages_with_reset_and_exit(tiny):
     assert result.stderr.decode().count("tokens/s]") == 2
 
 
-@pytest.mark.parametrize("script, flag", [("run_llama_v2_io_binding.py", "--max_seq_len=64"),
+@pytest.mark.parametrize("script, flag", [("run_llama_v2_io_binding.py", "--max_seq_len=80"),
                                           ("run_llama_v2_dynamic_io_binding.py", "--padding=8")])
 def test_the_seed_scripts_print_the_time_then_the_answer(tiny, script, flag):
     result = run_python(script, "--prompt=What is the lightest element?", f"--model_dir={tiny.folder}",
@@ -67,8 +67,10 @@ def test_bad_input_is_one_line_and_exit_code_2(tiny, tmp_path):
         "this onnxruntime has no CUDAExecutionProvider; install it with":
             ["-m", "llama_ort", "generate", "--model", model, "--prompt", "Hi", "--provider", "cuda"],
         "max_seq_len: the prompt (12 tokens) plus max_new_tokens (256) needs 268 positions":
-            ["-m", "llama_ort", "generate", "--model", model, "--prompt", "Hello there", "--max-seq-len", "64"],
-        "needs 286 positions, but the model was loaded with max_seq_len 256":
+            ["-m", "llama_ort", "generate", "--model", model, "--prompt", "Hello there", "--max-seq-len", "64",
+             "--raw-prompt"],
+        # the chat template makes the question "u: What is the lightest element?\na: " (36 tokens)
+        "needs 292 positions, but the model was loaded with max_seq_len 256":
             ["run_llama_v2_io_binding.py", "--prompt=What is the lightest element?", f"--model_dir={model}"],
         "prompt: is empty ": ["run_llama_v2_dynamic_io_binding.py", "--prompt=", f"--model_dir={model}"],
     }
@@ -79,3 +81,9 @@ def test_bad_input_is_one_line_and_exit_code_2(tiny, tmp_path):
 def test_chat_input_that_is_not_utf8_is_one_line_and_exit_code_2(tiny):
     result = run_python("-m", "llama_ort", "chat", "--model", str(tiny.folder), stdin=b"caf\xe9\n")
     assert "standard input: is not valid UTF-8 text" in error_of(result)
+
+
+def test_generate_sends_the_prompt_in_the_chat_template_unless_raw(tiny, capsys):
+    for flags, prompt_tokens in (([], 12), (["--raw-prompt"], 6)):  # "u: Hello\na: " or BOS + "Hello"
+        assert main(["generate", "--model", str(tiny.folder), "--prompt", "Hello", "--max-new-tokens", "4", *flags]) == 0
+        assert f"prompt: {prompt_tokens} tokens" in capsys.readouterr().out

@@ -9,7 +9,7 @@ import importlib.util
 import onnxruntime as ort
 import pytest
 
-from conftest import PROMPTS
+from tiny_models import PROMPTS
 from llama_ort.runtime.generate import GenerateOptions, generate_ids
 from llama_ort.runtime.sampling import SamplingParams
 from llama_ort.runtime.session import load_model

@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from conftest import PROMPTS
+from tiny_models import PROMPTS
 from llama_ort.runtime.generate import generate_step
 from llama_ort.runtime.sampling import Sampler, SamplingParams
 from llama_ort.runtime.session import load_model

@@ -79,7 +79,7 @@ def load_model(folder: str | Path, provider: str = "cpu", *, max_seq_len: int | 
         raise fail(model_path, "missing from the model folder: rebuild it with `llama-ort optimize`")
     if max_seq_len is not None:
         if max_seq_len < 1:
-            raise fail("--max_seq_len", f"must be positive, got {max_seq_len}")
+            raise fail("max_seq_len", f"must be positive, got {max_seq_len}")
         max_seq_len = min(max_seq_len, spec.context_length)
 
     target = get_provider(provider)
