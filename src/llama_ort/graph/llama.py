@@ -134,10 +134,12 @@ def attention_state(b: GraphBuilder, spec: ModelSpec, target: Target, input_ids:
     state = AttentionState(input_ids, step_tokens, seqlens_k, total, b.weights.add("rotary.cos_cache", cos),
                            b.weights.add("rotary.sin_cache", sin), position_ids)
     # A row's ones are contiguous from 0, so the next step's mask is the mask OR itself shifted right by one:
-    # one more position per row, computed on the device from device data alone.
-    first = b.op("Slice", mask, b.const([0]), b.const([1]), b.const([1]))
-    shifted = b.op("Concat", first, b.op("Slice", mask, b.const([0]), b.const([-1]), b.const([1])), axis=1)
-    next_mask = b.op("Max", mask, shifted, name="next_mask")
+    # one more position per row, computed on the device from device data alone (in float: WebGPU slices
+    # no integers).
+    ones = b.op("Cast", mask, to=TensorProto.FLOAT)
+    first = b.op("Slice", ones, b.const([0]), b.const([1]), b.const([1]))
+    shifted = b.op("Concat", first, b.op("Slice", ones, b.const([0]), b.const([-1]), b.const([1])), axis=1)
+    next_mask = b.op("Cast", b.op("Max", ones, shifted), to=tensor_type(b.index_dtype), name="next_mask")
     return state, next_mask
 
 
