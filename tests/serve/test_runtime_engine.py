@@ -12,7 +12,7 @@ from llama_ort.serve.runtime_engine import RuntimeEngine
 GREEDY = dict(temperature=0.0)
 
 
-def run(batch, rows: dict[int, None] | None = None) -> dict[int, list[int]]:
+def run(batch) -> dict[int, list[int]]:
     """Step `batch` until its rows end; each row's token ids."""
     tokens: dict[int, list[int]] = {}
     while True:
