@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import MAX_SEQ_LEN
+
 playwright = pytest.importorskip("playwright.sync_api", reason="needs Playwright: pip install playwright")
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -86,6 +88,14 @@ def test_stop_ends_the_answer_and_its_generation(page, server):
     page.wait_for_selector('.message.assistant[data-state="stopped"]', timeout=10_000)
     assert server.wait_until_idle(timeout_s=10) < 10
     assert page.is_enabled("#send") and not page.is_enabled("#stop")
+
+
+def test_a_refused_request_shows_the_servers_message_and_the_chat_goes_on(page):
+    send(page, "hello " * MAX_SEQ_LEN)
+    playwright.expect(page.locator(".message.error")).to_contain_text("the prompt is")
+    page.fill("#max-tokens", "4")
+    send(page, "Hello")
+    page.wait_for_selector('.message.assistant[data-state="done"]', timeout=60_000)
 
 
 def test_the_page_is_served_with_a_same_origin_policy(server):

@@ -9,7 +9,7 @@ import logging
 from llama_ort.serve.engine import SamplingParams
 from llama_ort.serve.runtime_engine import RuntimeEngine
 
-GREEDY = dict(temperature=0.0)
+GREEDY = {"temperature": 0.0}
 
 
 def run(batch) -> dict[int, list[int]]:

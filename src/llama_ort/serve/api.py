@@ -72,7 +72,7 @@ async def chat_completions(request: Request):
     try:
         prompt_ids = scheduler_of(request).engine.encode_chat(body.chat())
     except LlamaOrtError as e:  # the chat template rejects the messages
-        raise ApiError(400, str(e), param="messages")
+        raise ApiError(400, str(e), param="messages") from None
     return await complete(request, body, prompt_ids, CHAT, prompt_field="messages")
 
 
@@ -91,21 +91,22 @@ async def read_body(request: Request, schema: type[Body]) -> Body:
     try:
         data = json.loads(raw)
     except UnicodeDecodeError as e:
-        raise ApiError(400, f"the body is not valid UTF-8 ({e.reason} at byte {e.start})", code="invalid_encoding")
+        raise ApiError(400, f"the body is not valid UTF-8 ({e.reason} at byte {e.start})",
+                       code="invalid_encoding") from None
     except json.JSONDecodeError as e:
-        raise ApiError(400, f"the body is not valid JSON: {e}", code="invalid_json")
+        raise ApiError(400, f"the body is not valid JSON: {e}", code="invalid_json") from None
     try:  # JSON's \ud800 escapes decode to lone surrogates, which are not text: no tokenizer takes them
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as e:
         raise ApiError(400, f"the body holds an unpaired surrogate ({e.object[e.start:e.end]!a}): text must be "
-                       "valid Unicode", code="invalid_encoding")
+                       "valid Unicode", code="invalid_encoding") from None
     if field := unsupported(data):
         raise ApiError(400, f"{field}: {data[field]!r} is not supported by this server", param=field,
                        code="unsupported_parameter")
     try:
         return schema.model_validate(data)
     except ValidationError as e:
-        raise invalid_field(e)
+        raise invalid_field(e) from None
 
 
 def scheduler_of(request: Request) -> Scheduler:
@@ -146,7 +147,7 @@ async def complete(request: Request, body: SamplingFields, prompt_ids: list[int]
         job = scheduler.submit(prompt_ids, params)
     except QueueFull as e:
         raise ApiError(429, f"the server is busy ({e}): retry later", type="rate_limit_error", code="queue_full",
-                       headers={"Retry-After": "1"})
+                       headers={"Retry-After": "1"}) from None
     header = {"id": new_id(shape.id_prefix), "created": now_s(), "model": scheduler.engine.name}
     if body.stream:
         events = stream_events(request, job, shape, header, body.include_usage)

@@ -21,6 +21,7 @@ from .engine import SamplingParams, Token
 
 MAX_SEQ_LEN = 2048  # tokens of one request, prompt and answer: bounds each row's KV cache
 
+
 def load_engine(folder: str | Path, provider: str = "cpu", max_seq_len: int = MAX_SEQ_LEN,
                 device_id: int = 0) -> RuntimeEngine:
     """The model folder on `provider`'s device number `device_id`, named by its folder. A row holds at most
