@@ -1,5 +1,6 @@
 """The chat page in headless Chromium (Debian's package, driven by Playwright): a conversation streams in,
-the stop button stops it, and nothing is loaded from another host. Leaves a screenshot in docs/images/."""
+the stop button stops it, a refused turn shows why, and nothing is loaded from another host. Leaves a screenshot
+in docs/images/."""
 
 from __future__ import annotations
 
