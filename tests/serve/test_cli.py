@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from llama_ort.cli import main
+from llama_ort.pipeline import embedded_model_folder
 from llama_ort.serve import server as serve_module
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -71,7 +72,7 @@ def test_a_missing_model_folder_is_one_line_and_exit_2(tmp_path, capsys):
 
 def test_default_model_is_found_where_it_was_built(model_folder):
     models_dir = model_folder.parent
-    assert serve_module.default_model("cpu", "int4", models_dir=models_dir, cache_dir=models_dir / "unused") \
+    assert embedded_model_folder("cpu", "int4", models_dir=models_dir, cache_dir=models_dir / "unused") \
         == model_folder
     assert not (models_dir / "unused").exists()
 
@@ -88,15 +89,3 @@ def test_the_page_opens_once_the_server_listens(server, monkeypatch):
     monkeypatch.setattr(serve_module.webbrowser, "open", opened.append)
     serve_module.open_when_started(server.server, server.url + "/")
     assert opened == [server.url + "/"]
-
-
-def test_default_model_is_built_where_optimize_puts_it_when_missing(tmp_path, monkeypatch):
-    import llama_ort.pipeline
-
-    built = []
-    monkeypatch.setattr(llama_ort.pipeline, "optimize", lambda *args: built.append(args))
-    folder = serve_module.default_model("cpu", models_dir=tmp_path / "models", cache_dir=tmp_path / "cache")
-    assert folder == tmp_path / "models" / "smollm2-135m-instruct-cpu-fp32"
-    (source, output, options, cache_dir), = built
-    assert (source, output, cache_dir) == (None, folder, tmp_path / "cache")
-    assert (options.target, options.precision) == ("cpu", "fp32")

@@ -3,6 +3,6 @@ on FastAPI and uvicorn, with a scheduler thread that decodes every client's requ
 
 from .app import create_app
 from .runtime_engine import load_engine
-from .server import default_model, serve
+from .server import serve
 
-__all__ = ["create_app", "default_model", "load_engine", "serve"]
+__all__ = ["create_app", "load_engine", "serve"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
-from ..model_format import MANIFEST
+from ..pipeline import embedded_model_folder
 from .app import create_app
 from .runtime_engine import MAX_SEQ_LEN, load_engine
 from .scheduler import MAX_BATCH_SIZE, MAX_WAITING
@@ -23,21 +23,6 @@ log = logging.getLogger("llama_ort.serve")
 
 LOCAL_HOST = "127.0.0.1"  # this machine only
 ALL_HOSTS = "0.0.0.0"  # every interface: the local network too
-
-
-def default_model(provider: str = "cpu", precision: str | None = None, models_dir: Path = Path("models/optimized"),
-                  cache_dir: Path = Path("cache")) -> Path:
-    """The embedded model's folder for `provider` where `llama-ort optimize` puts it, built if missing.
-    precision None is optimize's default: fp32 on the CPU, fp16 elsewhere."""
-    from ..graph.llama import BuildOptions
-    from ..pipeline import default_output_name, optimize
-
-    options = BuildOptions(target=provider, precision=precision or ("fp32" if provider == "cpu" else "fp16"))
-    folder = Path(models_dir) / default_output_name(None, options)
-    if not (folder / MANIFEST).exists():
-        log.info("no model given: building the embedded default model into %s", folder)
-        optimize(None, folder, options, cache_dir)
-    return folder
 
 
 def serve(model_dir: str | Path | None = None, host: str = LOCAL_HOST, port: int = 8000,
@@ -49,7 +34,7 @@ def serve(model_dir: str | Path | None = None, host: str = LOCAL_HOST, port: int
     page once the server listens. A row holds at most max_seq_len tokens, prompt included; up to
     max_batch_size requests decode together and max_waiting more wait for room.
     """
-    folder = Path(model_dir) if model_dir is not None else default_model(provider, precision)
+    folder = Path(model_dir) if model_dir is not None else embedded_model_folder(provider, precision)
     engine = load_engine(folder, provider, max_seq_len, device_id)
     app = create_app(engine, max_batch_size, max_waiting)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
