@@ -23,7 +23,8 @@ from llama_ort.checkpoint.spec import ModelSpec  # noqa: E402
 SHAPES = {
     "llama2-7b": ModelSpec(num_layers=32, hidden_size=4096, num_heads=32, num_kv_heads=32, intermediate_size=11008,
                            vocab_size=32000, context_length=4096, name="llama2-7b-random"),
-    "small": ModelSpec(num_layers=4, hidden_size=1024, num_heads=16, num_kv_heads=4, intermediate_size=4096,
+    # ~490 MB of fp16: enough layers that holding the model would show against holding a few layers
+    "small": ModelSpec(num_layers=12, hidden_size=1024, num_heads=16, num_kv_heads=4, intermediate_size=4096,
                        vocab_size=32000, context_length=2048, name="small-random"),
 }
 

@@ -54,3 +54,17 @@ def test_sampling_on_the_gpu_matches_the_cpu(provider_model):
                               sampling=SamplingParams(temperature=1.0, top_k=40, seed=3))
     cpu = generate_ids(load_model(folder, max_seq_len=64), PROMPTS[:2], options)
     assert generate_ids(load_model(folder, provider, max_seq_len=64), PROMPTS[:2], options) == cpu
+
+
+def test_cuda_graph_decode_matches_the_uncaptured_session(provider_model):
+    """Decode steps replayed from captured CUDA graphs give the same tokens, alone and batched, twice over
+    (the second generation reuses the model's session with new buffers, so new graphs)."""
+    provider, folder = provider_model
+    if provider != "cuda":
+        pytest.skip("CUDA graphs are a cuda feature")
+    plain = load_model(folder, provider, max_seq_len=128)
+    graphed = load_model(folder, provider, max_seq_len=128, graph=True)
+    expected = [generate_ids(plain, [p], GREEDY)[0] for p in PROMPTS]
+    for _ in range(2):
+        assert [generate_ids(graphed, [p], GREEDY)[0] for p in PROMPTS] == expected
+    assert generate_ids(graphed, PROMPTS, GREEDY) == generate_ids(plain, PROMPTS, GREEDY)
