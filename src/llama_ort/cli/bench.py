@@ -1,0 +1,81 @@
+"""`llama-ort bench`: llama-ort's models against their peers on the same weights; a table, JSON and a chart."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..bench.shapes import SHAPES
+from ..bench.workload import DEVICES, Workload
+
+
+def integers(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+
+
+def names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def register(subparsers) -> None:
+    defaults = Workload()
+    parser = subparsers.add_parser(
+        "bench", help="benchmark llama-ort against onnxruntime-genai, transformers and llama.cpp",
+        description="Build and run llama-ort's model and its peers' on the same weights: prefill latency, time to "
+                    "first token, decode tokens/s and peak memory per batch size and prompt length, and each "
+                    "build's time and peak memory. Writes a table, a JSON file and a PNG chart.")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("model", nargs="?", default=None,
+                        help="checkpoint (folder or .gguf) or built llama-ort model folder "
+                             "(default: the embedded SmolLM2-135M-Instruct)")
+    source.add_argument("--shape", choices=list(SHAPES), help="a random-weight checkpoint of this model's shape")
+    parser.add_argument("--device", default=defaults.device, choices=DEVICES, help="default: cpu")
+    parser.add_argument("--peers", type=names, default=None,
+                        help="comma-separated: llama-ort,onnxruntime-genai,transformers,llama.cpp (default: all)")
+    parser.add_argument("--precisions", type=names, default=None,
+                        help="comma-separated (default: fp32,int4 on cpu; fp16,int4 on cuda)")
+    parser.add_argument("--skip", type=names, default=(),
+                        help="comma-separated words: leave out the variants whose label holds one (e.g. compile)")
+    parser.add_argument("--batch-sizes", type=integers, default=defaults.batch_sizes, help="default: 1,4,16")
+    parser.add_argument("--prompt-lengths", type=integers, default=defaults.prompt_lengths, help="default: 128,2048")
+    parser.add_argument("--new-tokens", type=int, default=defaults.new_tokens, help="default: 256")
+    parser.add_argument("--repeats", type=int, default=defaults.repeats, help="timed runs per cell (default: 3)")
+    parser.add_argument("--rounds", type=int, default=defaults.rounds,
+                        help="run every variant this many times in turn, medians over all (default: 1); more "
+                             "rounds spread a shared machine's noise over every variant alike")
+    parser.add_argument("--warmup", type=int, default=defaults.warmup, help="untimed runs per cell (default: 1)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for every peer (default: each one's)")
+    parser.add_argument("--workdir", type=Path, default=Path("bench-work"),
+                        help="builds and converted checkpoints, reused by later runs (default: ./bench-work)")
+    parser.add_argument("--rebuild", action="store_true", help="build every variant again")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per variant's runs (default: 3600)")
+    parser.add_argument("--output", type=Path, default=Path("bench-results"),
+                        help="folder for bench.json and bench.png (default: ./bench-results)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..bench.harness import run_bench
+    from ..bench.report import build_report, print_report, write_chart, write_json
+    from .common import setup_logging
+
+    setup_logging()
+    workload = Workload(batch_sizes=args.batch_sizes, prompt_lengths=args.prompt_lengths, new_tokens=args.new_tokens,
+                        repeats=args.repeats, rounds=args.rounds, warmup=args.warmup, threads=args.threads,
+                        device=args.device)
+    console = Console()
+    sources, rows = run_bench(args.model, args.shape, workload, args.peers, args.precisions, args.workdir,
+                              args.rebuild, args.timeout, args.skip,
+                              on_row=lambda row: console.print(f"{row.label}: {row.status}"
+                                                               + (f" ({row.reason})" if row.reason else "")))
+    report = build_report(sources, rows, workload)
+    print_report(report, console)
+    write_json(report, args.output / "bench.json")
+    write_chart(report, args.output / "bench.png")
+    console.print(f"results: {args.output / 'bench.json'}, {args.output / 'bench.png'}")
+    return 0
