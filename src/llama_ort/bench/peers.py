@@ -96,7 +96,8 @@ class LlamaOrt(Peer):
     name = "llama-ort"
 
     def variants(self, precisions, workload):
-        return [(Variant(self.name, p, target=workload.device), None) for p in precisions]
+        flavors = ["", "cuda graph"] if workload.device == "cuda" else [""]
+        return [(Variant(self.name, p, flavor, target=workload.device), None) for p in precisions for flavor in flavors]
 
     def inputs(self, variant, sources):
         return Inputs(checkpoint=None if sources.checkpoint is None else str(sources.checkpoint))
@@ -108,7 +109,7 @@ class LlamaOrt(Peer):
                 "--cache-dir", str(scratch)]
 
     def open(self, variant, inputs, workload):
-        return LlamaOrtRunner(Path(inputs.built), workload)
+        return LlamaOrtRunner(Path(inputs.built), workload, graph=variant.flavor == "cuda graph")
 
 
 class LlamaOrtRunner:
@@ -117,8 +118,9 @@ class LlamaOrtRunner:
 
     max_batch = None
 
-    def __init__(self, folder: Path, workload: Workload, session_config: dict[str, str] | None = None):
-        self.model = load_for_bench(folder, workload, session_config or {})
+    def __init__(self, folder: Path, workload: Workload, session_config: dict[str, str] | None = None,
+                 graph: bool = False):
+        self.model = load_for_bench(folder, workload, session_config or {}, graph)
 
     def generate(self, prompts, new_tokens):
         from ..runtime.binding import DecoderBinding
@@ -128,7 +130,7 @@ class LlamaOrtRunner:
         binding = DecoderBinding(self.model, len(prompts), self.model.max_seq_len)
         start = time.perf_counter()
         prefill(binding, prompts)
-        binding.read_tokens()
+        binding.take_argmax()
         prefill_s = time.perf_counter() - start
         del binding
 
@@ -139,7 +141,7 @@ class LlamaOrtRunner:
         return Timing(prefill_s, first, time.perf_counter() - start)
 
 
-def load_for_bench(folder: Path, workload: Workload, session_config: dict[str, str]):
+def load_for_bench(folder: Path, workload: Workload, session_config: dict[str, str], graph: bool = False):
     """load_model's session, with the workload's thread count and extra session config entries (which
     load_model does not take): a static cache of workload.max_seq_len() positions."""
     import onnxruntime as ort
@@ -162,8 +164,8 @@ def load_for_bench(folder: Path, workload: Workload, session_config: dict[str, s
         options.add_session_config_entry(key, value)
     provider = get_provider(workload.device)
     session = ort.InferenceSession(str(folder / manifest.model_file), options,
-                                   providers=add_to_session(provider, options))
-    return Model(folder, manifest, spec, session, provider, 0, max_seq_len)
+                                   providers=add_to_session(provider, options, graph=graph))
+    return Model(folder, manifest, spec, session, provider, 0, max_seq_len, graph=graph)
 
 
 # -- onnxruntime-genai ------------------------------------------------------------------------------------------
