@@ -73,9 +73,12 @@ class Model:
 
 
 def create_session(model: str | bytes, provider: Provider, device_id: int, disable_metacommands: bool,
-                   max_seq_len: int | None = None, graph: bool = False) -> ort.InferenceSession:
+                   max_seq_len: int | None = None, graph: bool = False,
+                   threads: int | None = None) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: ORT warns about every node it leaves on the CPU
+    if threads:
+        options.intra_op_num_threads = threads
     if max_seq_len is not None:
         options.add_free_dimension_override_by_name(io.MAX_SEQ_LEN, max_seq_len)
     providers = add_to_session(provider, options, device_id, disable_metacommands, graph)
@@ -83,12 +86,12 @@ def create_session(model: str | bytes, provider: Provider, device_id: int, disab
 
 
 def load_model(folder: str | Path, provider: str = "cpu", *, max_seq_len: int | None = None, device_id: int = 0,
-               disable_metacommands: bool = False, graph: bool = False) -> Model:
+               disable_metacommands: bool = False, graph: bool = False, threads: int | None = None) -> Model:
     """Load the model folder written by `llama-ort optimize` onto `provider`'s device number `device_id`.
 
     max_seq_len (static mode) is capped at the model's context length: no position beyond it has a rotary
     embedding. None selects dynamic mode. graph captures each decode step as a CUDA graph (cuda, static mode,
-    a model built for the cuda target).
+    a model built for the cuda target). threads sets the CPU provider's thread count (default: one a core).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -107,7 +110,7 @@ def load_model(folder: str | Path, provider: str = "cpu", *, max_seq_len: int | 
     target = get_provider(provider)
     if graph:
         check_graph_capture(target, manifest, max_seq_len)
-    session = create_session(str(model_path), target, device_id, disable_metacommands, max_seq_len, graph)
+    session = create_session(str(model_path), target, device_id, disable_metacommands, max_seq_len, graph, threads)
     return Model(folder, manifest, spec, session, target, device_id, max_seq_len, disable_metacommands, graph)
 
 
