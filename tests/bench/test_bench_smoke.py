@@ -22,6 +22,7 @@ def report(tmp_path_factory):
     checkpoint = make_random(tiny_spec(), tmp / "tiny", dtype="fp32", show_progress=False)
     argv = ["bench", str(checkpoint), "--batch-sizes", "1,2", "--prompt-lengths", "8", "--new-tokens", "4",
             "--repeats", "1", "--warmup", "0", "--threads", "1", "--skip", "compile",
+            "--llama-ort-variant", "int4 --block-size 16",
             "--workdir", str(tmp / "work"), "--output", str(tmp / "out")]
     assert main(argv) == 0
     assert (tmp / "out" / "bench.png").stat().st_size > 0
@@ -39,7 +40,8 @@ def test_every_peer_is_present_or_missing_with_a_reason(report):
 def test_every_variant_has_a_row(report):
     labels = {row["label"] for row in report["rows"]}
     present = [name for name, peer in report["peers"].items() if peer["status"] == "present"]
-    expected = {"llama-ort fp32", "llama-ort int4", "onnxruntime-genai fp32", "onnxruntime-genai int4",
+    expected = {"llama-ort fp32", "llama-ort int4", "llama-ort int4 --block-size 16",
+                "onnxruntime-genai fp32", "onnxruntime-genai int4",
                 "transformers fp32 eager", "transformers fp32 compile", "transformers int4 eager",
                 "transformers int4 compile", "llama.cpp F32", "llama.cpp Q4_1"}
     assert {label for label in expected if label.split()[0] in present} <= labels

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import LlamaOrtError, fail
 from .memory import TreeSampler
-from .peers import PEERS, Inputs, Peer, Variant
+from .peers import PEERS, Inputs, LlamaOrt, Peer, Variant, slug
 from .results import FAILED, MISSING, NOT_APPLICABLE, OK, SKIPPED, BuildStats, Cell, Row, merge_rounds
 from .sources import Sources, resolve
 from .workload import Workload
@@ -82,7 +82,7 @@ def build(peer: Peer, variant: Variant, inputs: Inputs, builds: Path, rebuild: b
 
 def run_worker(job: dict, folder: Path, timeout_s: float) -> list[Cell]:
     """The workload in a worker process; its output goes to folder/<key>.log."""
-    key = Variant(**job["variant"]).label.replace(" ", "-").replace(".", "")
+    key = slug(Variant.from_dict(job["variant"]).label)
     job_file, result_file, log_file = (folder / f"{key}.{ext}" for ext in ("job.json", "result.json", "log"))
     job_file.write_text(json.dumps(job, indent=1))
     result_file.unlink(missing_ok=True)
@@ -117,16 +117,19 @@ def prepare(peer: Peer, variant: Variant, sources: Sources, workload: Workload, 
                  "vocab_size": sources.spec.vocab_size}
 
 
-def plan(peer: Peer, sources: Sources, workload: Workload, precisions: tuple[str, ...],
-         skip: tuple[str, ...]) -> list[tuple[Row | None, Variant]]:
+def plan(peer: Peer, sources: Sources, workload: Workload, precisions: tuple[str, ...], skip: tuple[str, ...],
+         llama_ort_variants: tuple[str, ...]) -> list[tuple[Row | None, Variant]]:
     """Each variant of `peer`, with its final row already when it will not run (missing, not applicable, skipped)."""
     reason = peer.missing(workload)
     if reason is None and sources.model_folder is not None and peer.name != "llama-ort":
         reason = "a built model folder holds no checkpoint to give it: benchmark the checkpoint instead"
     if reason is not None:
         return [(Row(peer.name, peer.name, "", MISSING, reason), None)]
+    variants = peer.variants(precisions, workload)
+    if isinstance(peer, LlamaOrt):
+        variants += [(peer.custom_variant(spec, workload), None) for spec in llama_ort_variants]
     planned = []
-    for variant, why in peer.variants(precisions, workload):
+    for variant, why in variants:
         left_out = next((word for word in skip if word in variant.label), None)
         row = None
         if why is not None:
@@ -141,11 +144,12 @@ def plan(peer: Peer, sources: Sources, workload: Workload, precisions: tuple[str
 def run_bench(source: str | Path | None = None, shape: str | None = None, workload: Workload = Workload(),
               peers: tuple[str, ...] | None = None, precisions: tuple[str, ...] | None = None,
               workdir: Path = Path("bench-work"), rebuild: bool = False, timeout_s: float = 3600,
-              skip: tuple[str, ...] = (),
+              skip: tuple[str, ...] = (), llama_ort_variants: tuple[str, ...] = (),
               on_row: Callable[[Row], None] = lambda row: None) -> tuple[Sources, list[Row]]:
     """Benchmark `source` (a checkpoint or built llama-ort folder; None: the embedded model) or a random
     checkpoint of `shape`, with every peer in `peers` (default: all) at `precisions`. Variants whose label
-    contains one of `skip` get a row that says so, and no run.
+    contains one of `skip` get a row that says so, and no run. Each of `llama_ort_variants` ("int4 --block-size
+    128": a precision and more `llama-ort optimize` arguments) adds a llama-ort row.
 
     Every variant is built first; then each of `workload.rounds` rounds runs every variant's worker once, in turn, so
     that on a shared machine a burst of someone else's work slows all of them, not one: the medians are over
@@ -165,9 +169,9 @@ def run_bench(source: str | Path | None = None, shape: str | None = None, worklo
     rows: list[Row] = []
     jobs: dict[int, dict] = {}  # row index -> the job its workers run
     for peer in (PEERS[name] for name in (peers or PEERS)):
-        for row, variant in plan(peer, sources, workload, precisions, skip):
+        for row, variant in plan(peer, sources, workload, precisions, skip, llama_ort_variants):
             if row is None:
-                log.info("%s: building", variant.label)
+                log.info("%s: preparing", variant.label)
                 row, job = prepare(peer, variant, sources, workload, builds, rebuild)
                 if job is not None:
                     jobs[len(rows)] = job

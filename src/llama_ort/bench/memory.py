@@ -92,17 +92,18 @@ def own_peak_rss_mb() -> float:
 
 class CudaMemorySampler:
     """This process's GPU memory as nvidia-smi sees it (what every library allocated, arenas included),
-    sampled in a thread; `peak_mb` is None where nvidia-smi is not installed."""
+    sampled in a thread; `peak_mb` stays None where nvidia-smi is missing or never lists this process (in a
+    container that hides process ids, say)."""
 
     def __init__(self, pid: int, interval_s: float = 0.1):
         self.pid = pid
         self.interval_s = interval_s
-        self.peak_mb: float | None = 0.0 if shutil.which("nvidia-smi") else None
+        self.peak_mb: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> CudaMemorySampler:
-        if self.peak_mb is not None:
+        if shutil.which("nvidia-smi"):
             self._thread.start()
         return self
 
@@ -121,6 +122,6 @@ class CudaMemorySampler:
             for line in lines:
                 pid, _, used = line.partition(",")
                 if pid.strip() == str(self.pid) and used.strip().isdigit():
-                    self.peak_mb = max(self.peak_mb, float(used))
+                    self.peak_mb = max(self.peak_mb or 0.0, float(used))
             if self._stop.wait(self.interval_s):
                 return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -22,12 +23,19 @@ from .workload import Workload
 PYTHON = sys.executable
 
 
+def slug(text: str) -> str:
+    """A file name from a label: "llama.cpp Q4_1" -> "llamacpp-q4_1", "int4 --block-size 16" -> "int4-block-size-16"."""
+    words = re.findall(r"[a-z0-9_]+", text.lower().replace(".", ""))
+    return "-".join(words)
+
+
 @dataclass(frozen=True)
 class Variant:
     peer: str
     precision: str  # fp32, fp16, int4 (llama.cpp: its GGUF type, e.g. Q4_1)
-    flavor: str = ""  # what else tells two rows of one peer apart: "compile", "cuda graph"
+    flavor: str = ""  # what else tells two rows of one peer apart: "compile", "cuda graph", build arguments
     target: str = "cpu"
+    build_args: tuple[str, ...] = ()  # extra arguments to the peer's build command
 
     @property
     def label(self) -> str:
@@ -36,10 +44,14 @@ class Variant:
     @property
     def build_key(self) -> str:
         """Variants with one key share a build (e.g. genai with and without its CUDA graph)."""
-        return f"{self.peer}-{self.target}-{self.precision}".replace(".", "").replace(" ", "-").lower()
+        return slug(" ".join((self.peer, self.target, self.precision, *self.build_args)))
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Variant:
+        return cls(**{**d, "build_args": tuple(d.get("build_args", ()))})
 
 
 @dataclass
@@ -99,6 +111,11 @@ class LlamaOrt(Peer):
         flavors = ["", "cuda graph"] if workload.device == "cuda" else [""]
         return [(Variant(self.name, p, flavor, target=workload.device), None) for p in precisions for flavor in flavors]
 
+    def custom_variant(self, spec: str, workload: Workload) -> Variant:
+        """`"int4 --block-size 128"`: a precision, then more `llama-ort optimize` arguments."""
+        precision, *args = spec.split()
+        return Variant(self.name, precision, " ".join(args), workload.device, tuple(args))
+
     def inputs(self, variant, sources):
         return Inputs(checkpoint=None if sources.checkpoint is None else str(sources.checkpoint))
 
@@ -106,7 +123,7 @@ class LlamaOrt(Peer):
         source = [inputs.checkpoint] if inputs.checkpoint else []
         return [PYTHON, "-m", "llama_ort", "optimize", *source, "--output", str(out),
                 "--target", variant.target, "--precision", variant.precision, "--no-verify",
-                "--cache-dir", str(scratch)]
+                "--cache-dir", str(scratch), *variant.build_args]
 
     def open(self, variant, inputs, workload):
         return LlamaOrtRunner(Path(inputs.built), workload, graph=variant.flavor == "cuda graph")

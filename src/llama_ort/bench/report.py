@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -63,7 +64,7 @@ def build_report(sources: Sources, rows: list[Row], workload: Workload, command:
     report = {
         "format_version": FORMAT_VERSION,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(command if command is not None else sys.argv),
+        "command": shlex.join(command if command is not None else sys.argv),
         "versions": versions(),
         "hardware": hardware(),
         "workload": workload.to_dict(),
@@ -138,7 +139,8 @@ def write_chart(report: dict, path: Path) -> None:
         return
     colors = dict(zip(PEERS, plt.get_cmap("tab10").colors))
     labels = [row["label"] for row in rows]
-    fig, axes = plt.subplots(2, len(keys), figsize=(5.5 * len(keys), 1.2 + 0.45 * len(labels) * 2), squeeze=False)
+    fig, axes = plt.subplots(2, len(keys), figsize=(max(8.0, 5.5 * len(keys)), 1.6 + 0.45 * len(labels) * 2),
+                             squeeze=False)
     for col, (batch, prompt_len) in enumerate(keys):
         for ax, (metric, (field, _)) in zip(axes[:, col], list(METRICS.items())[:2]):
             bars = []
@@ -160,7 +162,8 @@ def write_chart(report: dict, path: Path) -> None:
             ax.margins(x=0.35)
     w = report["workload"]
     fig.suptitle(f"{report['model']['name']} on {w['device']} ({report['hardware']['cpu']}, threads "
-                 f"{w['threads'] or 'default'}), {report['date'][:10]}; ratio = vs the best peer", fontsize=10)
+                 f"{w['threads'] or 'default'}), {report['date'][:10]}\n(ratio: against the best peer at the same "
+                 "precision, above 1 is faster)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

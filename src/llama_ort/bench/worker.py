@@ -37,7 +37,7 @@ def measure_cell(runner, workload: Workload, batch: int, prompt_len: int, vocab_
 
 def run_job(job: dict) -> list[Cell]:
     workload = Workload.from_dict(job["workload"])
-    variant = Variant(**job["variant"])
+    variant = Variant.from_dict(job["variant"])
     runner = PEERS[variant.peer].open(variant, Inputs(**job["inputs"]), workload)
     cells = []
     for batch, prompt_len in workload.cells():

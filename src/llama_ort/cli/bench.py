@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import sys
 from pathlib import Path
 
 from ..bench.shapes import SHAPES
@@ -39,6 +41,9 @@ def register(subparsers) -> None:
                         help="comma-separated (default: fp32,int4 on cpu; fp16,int4 on cuda)")
     parser.add_argument("--skip", type=names, default=(),
                         help="comma-separated words: leave out the variants whose label holds one (e.g. compile)")
+    parser.add_argument("--llama-ort-variant", action="append", default=[], metavar="'PRECISION ARGS'",
+                        help="another llama-ort row: a precision and more `llama-ort optimize` arguments, e.g. "
+                             "'int4 --block-size 128' (repeatable)")
     parser.add_argument("--batch-sizes", type=integers, default=defaults.batch_sizes, help="default: 1,4,16")
     parser.add_argument("--prompt-lengths", type=integers, default=defaults.prompt_lengths, help="default: 128,2048")
     parser.add_argument("--new-tokens", type=int, default=defaults.new_tokens, help="default: 256")
@@ -70,12 +75,16 @@ def run(args: argparse.Namespace) -> int:
                         device=args.device)
     console = Console()
     sources, rows = run_bench(args.model, args.shape, workload, args.peers, args.precisions, args.workdir,
-                              args.rebuild, args.timeout, args.skip,
+                              args.rebuild, args.timeout, args.skip, tuple(args.llama_ort_variant),
                               on_row=lambda row: console.print(f"{row.label}: {row.status}"
                                                                + (f" ({row.reason})" if row.reason else "")))
-    report = build_report(sources, rows, workload)
+    report = build_report(sources, rows, workload, ["llama-ort", *sys.argv[1:]])
     print_report(report, console)
     write_json(report, args.output / "bench.json")
+    if importlib.util.find_spec("matplotlib") is None:
+        console.print(f"results: {args.output / 'bench.json'} (no chart: matplotlib is not installed; "
+                      "pip install llama-ort[bench])")
+        return 0
     write_chart(report, args.output / "bench.png")
     console.print(f"results: {args.output / 'bench.json'}, {args.output / 'bench.png'}")
     return 0
