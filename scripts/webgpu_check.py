@@ -21,13 +21,14 @@ from llama_ort.graph.llama import BuildOptions, build_model  # noqa: E402
 from reference import random_checkpoint, tiny_spec  # noqa: E402
 
 
-def webgpu_session(path, max_seq_len):
-    ort.register_execution_provider_library("webgpu", onnxruntime_ep_webgpu.get_library_path())
+def webgpu_session(path, max_seq_len, verbose=False):
     devices = [d for d in ort.get_ep_devices() if d.ep_name == onnxruntime_ep_webgpu.get_ep_name()]
     so = ort.SessionOptions()
     so.add_free_dimension_override_by_name(io.MAX_SEQ_LEN, max_seq_len)
     so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     so.add_provider_for_devices(devices[:1], {})
+    if verbose:
+        so.log_severity_level = 0
     return ort.InferenceSession(str(path), so)
 
 
@@ -40,8 +41,9 @@ def cpu_session(path, max_seq_len):
 def run_steps(session, manifest, spec, prompts, steps, max_seq_len):
     names = [o.name for o in session.get_outputs()]
     batch, longest = len(prompts), max(map(len, prompts))
-    ids = np.zeros((batch, longest), np.int64)
-    mask = np.zeros((batch, max_seq_len), np.int64)
+    index = np.dtype(manifest.index_dtype)
+    ids = np.zeros((batch, longest), index)
+    mask = np.zeros((batch, max_seq_len), index)
     for r, p in enumerate(prompts):
         ids[r, : len(p)] = p
         mask[r, : len(p)] = 1
@@ -59,7 +61,7 @@ def run_steps(session, manifest, spec, prompts, steps, max_seq_len):
         for i in range(spec.num_layers):
             cache[io.past_key(i)] = out[io.present_key(i)]
             cache[io.past_value(i)] = out[io.present_value(i)]
-        ids = out[io.NEXT_TOKEN][:, None]
+        ids = out[io.NEXT_TOKEN][:, None].astype(index)
     return np.stack(logits), np.stack(tokens)
 
 
@@ -70,6 +72,7 @@ def main():
     spec = tiny_spec(hidden_size=256, num_heads=4, num_kv_heads=2, intermediate_size=512, rope_theta=500000.0)
     checkpoint = random_checkpoint(spec, seed=5)
     report = {"onnxruntime": ort.__version__, "rows": []}
+    ort.register_execution_provider_library("webgpu", onnxruntime_ep_webgpu.get_library_path())
     prompts = [[5, 17, 42, 8, 9], [3, 99, 12, 7, 64, 31, 2, 88, 45]]
     for precision in ("fp32", "fp16", "int4"):
         folder = Path(tempfile.mkdtemp())
@@ -84,6 +87,11 @@ def main():
                        same_tokens=bool((gpu[1] == cpu[1]).all()), steps=17, batch=len(prompts))
         except Exception as e:  # report, don't hide
             row["error"] = str(e)[:2000]
+            if precision == "fp32":
+                try:
+                    webgpu_session(folder / manifest.model_file, 64, verbose=True)
+                except Exception:
+                    pass
         print(json.dumps(row), flush=True)
         report["rows"].append(row)
     args.out.mkdir(parents=True, exist_ok=True)

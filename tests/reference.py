@@ -81,8 +81,9 @@ class Stepper:
     def start(self, prompts: list[list[int]]) -> dict:
         """Run right-padded prompts; returns the outputs by name."""
         batch, longest = len(prompts), max(map(len, prompts))
-        ids = np.zeros((batch, longest), np.int64)
-        self.mask = np.zeros((batch, self.max_seq_len), np.int64)
+        self.index_dtype = np.dtype(self.manifest.index_dtype)
+        ids = np.zeros((batch, longest), self.index_dtype)
+        self.mask = np.zeros((batch, self.max_seq_len), self.index_dtype)
         for row, prompt in enumerate(prompts):
             ids[row, : len(prompt)] = prompt
             self.mask[row, : len(prompt)] = 1
@@ -95,7 +96,7 @@ class Stepper:
         return self._run(ids)
 
     def step(self, tokens: list[int]) -> dict:
-        return self._run(np.array(tokens, np.int64)[:, None])
+        return self._run(np.array(tokens, self.index_dtype)[:, None])
 
     def _run(self, ids: np.ndarray) -> dict:
         out = dict(zip(self.output_names, self.session.run(None, {io.INPUT_IDS: ids, io.ATTENTION_MASK: self.mask,

@@ -13,11 +13,11 @@ from .errors import fail
 # Symbolic dimensions. max_seq_len is fixed when a session is created (a free-dimension override).
 BATCH, SEQ_LEN, MAX_SEQ_LEN = "batch", "seq_len", "max_seq_len"
 
-INPUT_IDS = "input_ids"  # int64 [batch, seq_len]
-ATTENTION_MASK = "attention_mask"  # int64 [batch, max_seq_len]: 1 where the cache holds a token or a current one
+INPUT_IDS = "input_ids"  # [batch, seq_len], the manifest's index_dtype (int64; int32 for webgpu)
+ATTENTION_MASK = "attention_mask"  # [batch, max_seq_len], index_dtype: 1 where the cache holds a token or a current one
 LOGITS = "logits"  # float32 [batch, vocab] (last position of each row) or [batch, seq_len, vocab]
 NEXT_TOKEN = "next_token"  # int64 [batch]: argmax of the logits, so greedy decoding downloads no logits
-NEXT_ATTENTION_MASK = "next_attention_mask"  # int64 [batch, max_seq_len]: the mask for the next step
+NEXT_ATTENTION_MASK = "next_attention_mask"  # [batch, max_seq_len], index_dtype: the mask for the next step
 
 
 def past_key(i: int) -> str:
@@ -50,6 +50,7 @@ class Manifest:
     layout: str  # "merged" (If: decoder | decoder_with_past) or "single"
     spec: dict  # ModelSpec.to_dict()
     kv_dtype: str  # float32 or float16
+    index_dtype: str = "int64"  # of input_ids and the masks: int32 for webgpu, which has no 64-bit integers
     has_next_token: bool = True
     all_logits: bool = False
     quantization: dict = field(default_factory=dict)

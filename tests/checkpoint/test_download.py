@@ -240,7 +240,11 @@ class FakeHubHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def hub():
+def hub(monkeypatch):
+    # tests/conftest.py turns the Hub off for the session (HF_HUB_OFFLINE=1); this hub is local, so allow it
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     server = FakeHub({"config.json": b"{}", "tokenizer.json": b"{}", "model.safetensors": b"weights",
                       "pytorch_model.bin": b"the same weights, pickled", "README.md": b"# llama"})
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()

@@ -81,3 +81,16 @@ def test_interrupted_build_leaves_no_output_and_no_cache_entry(tmp_path, checkpo
 def test_bad_options_are_clear_errors(tmp_path, checkpoint, options, message):
     with pytest.raises(LlamaOrtError, match=message):
         run(checkpoint, tmp_path, options=options)
+
+
+def test_the_embedded_model_is_built_where_optimize_puts_it_when_missing(tmp_path, monkeypatch):
+    from llama_ort.pipeline import embedded_model_folder
+    from llama_ort.pipeline import run as pipeline_run
+
+    built = []
+    monkeypatch.setattr(pipeline_run, "optimize", lambda *args: built.append(args))
+    folder = embedded_model_folder("cpu", models_dir=tmp_path / "models", cache_dir=tmp_path / "cache")
+    assert folder == tmp_path / "models" / "smollm2-135m-instruct-cpu-fp32"
+    (source, output, options, cache_dir), = built
+    assert (source, output, cache_dir) == (None, folder, tmp_path / "cache")
+    assert (options.target, options.precision) == ("cpu", "fp32")

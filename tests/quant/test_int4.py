@@ -59,3 +59,16 @@ def test_symmetric_packing_matches_onnxruntime_quantizer():
     scales = next(v for k, v in theirs.items() if v.dtype == np.float32)
     np.testing.assert_array_equal(packed.reshape(ours.packed.shape), ours.packed)
     np.testing.assert_array_equal(scales.reshape(-1), ours.scales.reshape(-1))
+
+
+def test_asymmetric_blocks_keep_a_q4_1_grid_exactly():
+    """A GGUF Q4_1 tensor (w = d * code + m per block of 32, codes 0 and 15 present) re-quantizes losslessly."""
+    rng = np.random.default_rng(3)
+    n, k = 16, 128
+    codes = rng.integers(0, 16, (n, k // 32, 32))
+    codes[..., 0], codes[..., 1] = 0, 15
+    d = rng.uniform(0.01, 0.1, (n, k // 32, 1)).astype(np.float32)
+    m = rng.uniform(-1, 0, (n, k // 32, 1)).astype(np.float32)
+    w = (codes * d + m).reshape(n, k).astype(np.float32)
+    q = quantize_int4(w, 32, symmetric=False)
+    np.testing.assert_allclose(dequantize_int4(q), w, atol=1e-6)

@@ -10,7 +10,7 @@ import logging
 import numpy as np
 import pytest
 
-from conftest import PROMPTS, SPEC, build, hf_greedy
+from tiny_models import PROMPTS, SPEC, build, hf_greedy
 from llama_ort.errors import LlamaOrtError
 from llama_ort.graph.llama import BuildOptions, build_model
 from llama_ort.runtime.generate import GenerateOptions, generate_ids

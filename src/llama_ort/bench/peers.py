@@ -108,7 +108,8 @@ class LlamaOrt(Peer):
     name = "llama-ort"
 
     def variants(self, precisions, workload):
-        return [(Variant(self.name, p, target=workload.device), None) for p in precisions]
+        flavors = ["", "cuda graph"] if workload.device == "cuda" else [""]
+        return [(Variant(self.name, p, flavor, target=workload.device), None) for p in precisions for flavor in flavors]
 
     def custom_variant(self, spec: str, workload: Workload) -> Variant:
         """`"int4 --block-size 128"`: a precision, then more `llama-ort optimize` arguments."""
@@ -125,7 +126,7 @@ class LlamaOrt(Peer):
                 "--cache-dir", str(scratch), *variant.build_args]
 
     def open(self, variant, inputs, workload):
-        return LlamaOrtRunner(Path(inputs.built), workload)
+        return LlamaOrtRunner(Path(inputs.built), workload, graph=variant.flavor == "cuda graph")
 
 
 class LlamaOrtRunner:
@@ -134,8 +135,11 @@ class LlamaOrtRunner:
 
     max_batch = None
 
-    def __init__(self, folder: Path, workload: Workload, session_config: dict[str, str] | None = None):
-        self.model = load_for_bench(folder, workload, session_config or {})
+    def __init__(self, folder: Path, workload: Workload, graph: bool = False):
+        from ..runtime import load_model
+
+        self.model = load_model(folder, workload.device, max_seq_len=workload.max_seq_len(), graph=graph,
+                                threads=workload.threads)
 
     def generate(self, prompts, new_tokens):
         from ..runtime.binding import DecoderBinding
@@ -145,7 +149,7 @@ class LlamaOrtRunner:
         binding = DecoderBinding(self.model, len(prompts), self.model.max_seq_len)
         start = time.perf_counter()
         prefill(binding, prompts)
-        binding.read_tokens()
+        binding.take_argmax()
         prefill_s = time.perf_counter() - start
         del binding
 
@@ -154,33 +158,6 @@ class LlamaOrtRunner:
         for _ in generate_step(self.model, prompts, new_tokens, Sampler(SamplingParams())):
             first = first or time.perf_counter() - start
         return Timing(prefill_s, first, time.perf_counter() - start)
-
-
-def load_for_bench(folder: Path, workload: Workload, session_config: dict[str, str]):
-    """load_model's session, with the workload's thread count and extra session config entries (which
-    load_model does not take): a static cache of workload.max_seq_len() positions."""
-    import onnxruntime as ort
-
-    from .. import model_format as io
-    from ..checkpoint.spec import ModelSpec
-    from ..runtime.providers import add_to_session, get_provider
-    from ..runtime.session import Model, check_generates
-
-    manifest = io.Manifest.load(folder)
-    check_generates(manifest, folder)
-    spec = ModelSpec.from_dict(manifest.spec)
-    max_seq_len = min(workload.max_seq_len(), spec.context_length)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.add_free_dimension_override_by_name(io.MAX_SEQ_LEN, max_seq_len)
-    if workload.threads:
-        options.intra_op_num_threads = workload.threads
-    for key, value in session_config.items():
-        options.add_session_config_entry(key, value)
-    provider = get_provider(workload.device)
-    session = ort.InferenceSession(str(folder / manifest.model_file), options,
-                                   providers=add_to_session(provider, options))
-    return Model(folder, manifest, spec, session, provider, 0, max_seq_len)
 
 
 # -- onnxruntime-genai ------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from urllib.error import HTTPError
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
+from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from ..errors import fail
@@ -146,7 +147,7 @@ def open_url(url: str, have_bytes: int, path: Path):
 
 def download_progress(enabled: bool) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TimeRemainingColumn(), disable=not enabled)
+                    TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled)
 
 
 def download_hf(repo_id: str, dest: str | Path, revision: str | None = None, endpoint: str | None = None) -> Path:

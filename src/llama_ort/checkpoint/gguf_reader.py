@@ -57,50 +57,54 @@ class GGUFCheckpoint(Checkpoint):
         if self.metadata("split.count", 1) > 1:
             raise fail(self.path, "is one part of a split GGUF: merge the parts first (llama-gguf-split --merge)")
 
-        def meta(suffix: str, default=MISSING):
+        def hparam(suffix: str, default=MISSING):  # the architecture's own keys: llama.block_count ...
             return self.metadata(f"{arch}.{suffix}", default)
 
-        hidden_size, num_heads = meta("embedding_length"), meta("attention.head_count")
+        hidden_size, num_heads = hparam("embedding_length"), hparam("attention.head_count")
         # As llama.cpp: head size from key_length, else hidden / heads; rotary must span the whole head.
-        head_dim = meta("attention.key_length", hidden_size // num_heads)
-        if meta("rope.dimension_count", head_dim) != head_dim:
-            raise fail(self.path, f"rotary embeddings cover {meta('rope.dimension_count')} of {head_dim} head dims; "
+        head_dim = hparam("attention.key_length", hidden_size // num_heads)
+        if hparam("rope.dimension_count", head_dim) != head_dim:
+            raise fail(self.path, f"rotary embeddings cover {hparam('rope.dimension_count')} of {head_dim} head dims; "
                                   "llama-ort supports only full-head rotary")
-        rope_theta = float(meta("rope.freq_base", 10000.0))
-        tokens = self.metadata("tokenizer.ggml.tokens", None)
-        vocab_size = meta("vocab_size", None) or (len(tokens) if tokens else None)
+        rope_theta = float(hparam("rope.freq_base", 10000.0))
+        vocab_size = hparam("vocab_size", None)
         if vocab_size is None:
-            raise fail(self.path, f"metadata {arch}.vocab_size and tokenizer.ggml.tokens are both missing")
+            tokens = self.reader.get_field("tokenizer.ggml.tokens")
+            if tokens is None:
+                raise fail(self.path, f"metadata {arch}.vocab_size and tokenizer.ggml.tokens are both missing")
+            vocab_size = len(tokens.data)
         end_ids = [self.metadata(f"tokenizer.ggml.{k}_token_id", None) for k in ("eos", "eot", "eom")]
         return ModelSpec(
-            num_layers=meta("block_count"),
+            num_layers=hparam("block_count"),
             hidden_size=hidden_size,
             num_heads=num_heads,
-            num_kv_heads=meta("attention.head_count_kv", num_heads),
-            intermediate_size=meta("feed_forward_length"),
+            num_kv_heads=hparam("attention.head_count_kv", num_heads),
+            intermediate_size=hparam("feed_forward_length"),
             vocab_size=vocab_size,
             head_dim=head_dim,
             rope_theta=rope_theta,
-            rope_scaling=self._rope_scaling(arch, rope_theta, head_dim),
-            rms_norm_eps=float(meta("attention.layer_norm_rms_epsilon", 1e-5)),
+            rope_scaling=self._rope_scaling(hparam, rope_theta, head_dim),
+            rms_norm_eps=float(hparam("attention.layer_norm_rms_epsilon", 1e-5)),
             tie_word_embeddings=names.to_gguf(names.LM_HEAD) not in self._tensors,
             bos_token_id=self.metadata("tokenizer.ggml.bos_token_id", None),
             eos_token_ids=tuple(dict.fromkeys(i for i in end_ids if i is not None)),  # EOS, then end-of-turn ids
-            context_length=meta("context_length"),
+            context_length=hparam("context_length"),
             architecture=arch,
             name=self.path.stem,
             where=self.path,
         )
 
-    def _rope_scaling(self, arch: str, rope_theta: float, head_dim: int) -> RopeScaling | None:
+    def _rope_scaling(self, hparam, rope_theta: float, head_dim: int) -> RopeScaling | None:
         if ROPE_FREQS in self._tensors:
             return self._llama3_scaling(rope_theta, head_dim)
-        kind = self.metadata(f"{arch}.rope.scaling.type", "none")
-        factor = self.metadata(f"{arch}.rope.scaling.factor", None) or self.metadata(f"{arch}.rope.scale_linear", 1.0)
-        if kind == "linear" or (kind == "none" and factor != 1.0):  # older files have only rope.scale_linear
-            return RopeScaling("linear", float(factor))
-        if kind == "none":
+        kind = hparam("rope.scaling.type", None)
+        scale_linear = hparam("rope.scale_linear", 1.0)  # what older converters wrote instead
+        if kind is None and scale_linear != 1.0:
+            return RopeScaling("linear", float(scale_linear))
+        if kind in (None, "none"):
             return None
+        if kind == "linear":
+            return RopeScaling("linear", float(hparam("rope.scaling.factor")))
         raise fail(self.path, f"rope scaling type {kind!r} is not supported; llama-ort reads linear and llama3")
 
     def _llama3_scaling(self, rope_theta: float, head_dim: int) -> RopeScaling:
@@ -124,7 +128,7 @@ class GGUFCheckpoint(Checkpoint):
         tensor = self._tensors[gguf_name]
         heads = names.rotary_heads(name, self.spec)
         if tensor.tensor_type in VIEWED:
-            w = tensor.data.reshape(gguf_shape(tensor))
+            w = np.asarray(tensor.data).reshape(gguf_shape(tensor))  # a plain view of the map
             return w if heads is None else names.rotate_half_rows(w, heads)
         return self._dequantized(tensor, heads)
 

@@ -26,6 +26,7 @@ from .spec import ModelSpec
 
 Tensors = Iterable[tuple[str, np.ndarray]]
 Q_F32 = gguf.GGMLQuantizationType.F32  # GGUF keeps norm weights in float32 whatever the matrices' type
+GGUF_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1")  # those gguf can quantize to
 
 
 def tiny_spec(**overrides) -> ModelSpec:
@@ -48,6 +49,11 @@ def random_tensors(spec: ModelSpec, seed: int = 0) -> Iterator[tuple[str, np.nda
         else:
             w *= 0.02
         yield name, w
+
+
+def require_dtype(dtype: str, choices) -> None:
+    if dtype not in choices:
+        raise fail("dtype", f"{dtype!r} is not one of {', '.join(choices)}")
 
 
 @contextmanager
@@ -77,6 +83,7 @@ def write_hf(spec: ModelSpec, folder: Path, tensors: Tensors, dtype: str = "floa
              shard_bytes: int | None = None) -> None:
     """A Hugging Face folder: config.json and model.safetensors, or, when the weights pass `shard_bytes`,
     model-0000i-of-0000n.safetensors shards with model.safetensors.index.json. Holds one shard at a time."""
+    require_dtype(dtype, safetensors_file.WRITTEN)
     with atomic_path(folder) as partial:
         partial.mkdir()
         write_json(partial / "config.json", config_from_spec(spec, dtype))
@@ -114,6 +121,7 @@ def write_meta(spec: ModelSpec, folder: Path, tensors: Tensors, num_shards: int 
     """Meta's layout: params.json and consolidated.NN.pth, split for `num_shards`-way model parallelism with Q/K
     rows in interleaved rotary order, as Meta's own checkpoints (bfloat16 by default). Holds the whole model:
     every shard needs a slice of every tensor."""
+    require_dtype(dtype, safetensors_file.WRITTEN)
     torch = import_torch()
     for what, size in (("num_heads", spec.num_heads), ("num_kv_heads", spec.num_kv_heads)):
         if size % num_shards:
@@ -143,8 +151,9 @@ def write_meta(spec: ModelSpec, folder: Path, tensors: Tensors, num_shards: int 
 
 def write_gguf(spec: ModelSpec, path: Path, tensors: Tensors, dtype: str = "F16") -> None:
     """A GGUF file as llama.cpp's converter writes it: llama.* metadata, Q/K rows interleaved, matrices in
-    `dtype` (F32, F16, or a type gguf can quantize: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, BF16), norms in F32.
-    Llama 3.1 rope scaling becomes a rope_freqs tensor. No tokenizer metadata besides the special token ids."""
+    `dtype` (one of GGUF_TYPES), norms in F32. Llama 3.1 rope scaling becomes a rope_freqs tensor.
+    No tokenizer metadata besides the special token ids."""
+    require_dtype(dtype, GGUF_TYPES)
     qtype = gguf.GGMLQuantizationType[dtype]
     writer = gguf.GGUFWriter(None, spec.architecture)
     writer.add_block_count(spec.num_layers)

@@ -53,7 +53,8 @@ class SafetensorsFile:
             raise fail(self.path, f"tensor {name} has dtype {entry.dtype}; llama-ort reads F32, F16 and BF16")
         if self._data is None:
             self._data = np.memmap(self.path, dtype=np.uint8, mode="r", offset=self.data_start)
-        raw = self._data[entry.begin:entry.end].view(STORED[entry.dtype]).reshape(entry.shape)
+        # np.asarray: a plain ndarray view, not a np.memmap whose arithmetic results stay memmaps
+        raw = np.asarray(self._data[entry.begin:entry.end]).view(STORED[entry.dtype]).reshape(entry.shape)
         return bfloat16_to_float32(raw) if entry.dtype == "BF16" else raw
 
     def close(self) -> None:

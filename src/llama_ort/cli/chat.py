@@ -46,13 +46,13 @@ def run(args: argparse.Namespace) -> int:
             break
         if message == "/reset":
             chat.reset()
-            print("(conversation reset)")
+            print("(conversation reset)", flush=True)
             continue
         if not message:
             continue
         last = None
         for last in chat.send(message):
             print(last.text, end="", flush=True)
-        print()
+        print(flush=True)
         print(f"[{last.generation_tokens} tokens, {last.generation_tps:.1f} tokens/s]", file=sys.stderr)
     return 0

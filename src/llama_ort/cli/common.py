@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from rich.console import Console
 from rich.logging import RichHandler
 
 from ..graph.target import LAYOUTS, PRECISIONS, TARGETS
@@ -13,7 +14,8 @@ from ..graph.weights import QuantOptions
 
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", datefmt="[%X]",
-                        handlers=[RichHandler(show_path=False, show_time=False)], force=True)
+                        handlers=[RichHandler(console=Console(stderr=True), show_path=False, show_time=False)],
+                        force=True)
 
 
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +31,9 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = QuantOptions()
     group.add_argument("--block-size", type=int, default=defaults.block_size,
                        help=f"int4: weights per quantization block, 16 to 256 (default: {defaults.block_size})")
-    group.add_argument("--asymmetric", action="store_true", help="int4: use zero points (default: symmetric)")
+    group.add_argument("--zero-points", action="store_true",
+                       help="int4: min/max blocks with float zero points: more accurate (lossless on GGUF Q4_1), "
+                            "but about 20x slower on the CPU provider (default: symmetric blocks)")
     group.add_argument("--accuracy-level", type=int, default=defaults.accuracy_level, choices=range(5),
                        help="int4: MatMulNBits accuracy_level, 4 = int8 activations on the CPU "
                             f"(default: {defaults.accuracy_level})")
@@ -43,7 +47,7 @@ def build_options(args: argparse.Namespace):
     from ..graph.llama import BuildOptions
 
     precision = args.precision or ("fp32" if args.target == "cpu" else "fp16")
-    quant = QuantOptions(block_size=args.block_size, symmetric=not args.asymmetric,
+    quant = QuantOptions(block_size=args.block_size, symmetric=not args.zero_points,
                          accuracy_level=args.accuracy_level, quantize_lm_head=not args.float_lm_head)
     return BuildOptions(target=args.target, precision=precision, layout=args.layout, quant=quant,
                         all_logits=args.all_logits, num_layers=args.num_layers)

@@ -13,23 +13,23 @@ def register(subparsers) -> None:
         description="Generate a continuation of --prompt with a model folder, printing the text as it comes "
                     "and then the prompt and generation speed in tokens per second.")
     parser.add_argument("--prompt", required=True, help="the prompt text; - reads it from standard input")
-    parser.add_argument("--chat-template", action="store_true",
-                        help="send the prompt as a user message in the model's chat template")
+    parser.add_argument("--raw-prompt", action="store_true",
+                        help="give the model the prompt text as it is (default: as a user message in its chat "
+                             "template, where the tokenizer has one)")
     add_model_arguments(parser)
     add_generation_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..runtime.stream import check_text, stream_generate
+    from ..runtime.stream import check_text, encode_prompt, stream_generate
 
     prompt = check_text("".join(read_stdin_lines()) if args.prompt == "-" else args.prompt)
     options = generate_options(args)
     model, tokenizer = load(args)
-    if args.chat_template:
-        prompt = tokenizer.encode_chat([{"role": "user", "content": prompt}])
+    ids = encode_prompt(tokenizer, prompt, chat_template=not args.raw_prompt)
     last = None
-    for last in stream_generate(model, tokenizer, prompt, options):
+    for last in stream_generate(model, tokenizer, ids, options):
         print(last.text, end="", flush=True)
     print()
     print(f"\nprompt: {last.prompt_tokens} tokens, {last.prompt_tps:.1f} tokens/s | "

@@ -10,14 +10,6 @@ from ..errors import fail
 from ..runtime.providers import PROVIDERS
 
 
-def default_model_folder() -> Path:
-    """Where `llama-ort optimize` writes the embedded model with its default options."""
-    from ..graph.llama import BuildOptions
-    from ..pipeline import default_output_name
-
-    return Path("models/optimized") / default_output_name(None, BuildOptions())
-
-
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", type=Path, default=None,
@@ -33,6 +25,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--padding", type=int, default=512,
                        help="dynamic mode: the cache grows by this many positions when full (default: 512)")
     group.add_argument("--disable-metacommands", action="store_true", help="dml: turn DirectML metacommands off")
+    group.add_argument("--cuda-graph", action="store_true",
+                       help="cuda: capture each decode step once and replay it as a CUDA graph (needs --max-seq-len)")
 
 
 def add_generation_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 256) -> None:
@@ -60,12 +54,13 @@ def generate_options(args: argparse.Namespace):
 
 def load(args: argparse.Namespace):
     """The model and its tokenizer, from --model (or the default folder) on --provider."""
+    from ..pipeline import embedded_model_folder
     from ..runtime import load_model
     from ..tokenizer import Tokenizer
 
-    folder = args.model or default_model_folder()
+    folder = args.model or embedded_model_folder(args.provider)
     model = load_model(folder, args.provider, max_seq_len=args.max_seq_len, device_id=args.device_id,
-                       disable_metacommands=args.disable_metacommands)
+                       disable_metacommands=args.disable_metacommands, graph=getattr(args, "cuda_graph", False))
     return model, Tokenizer.from_folder(folder)
 
 

@@ -38,7 +38,7 @@ def run_seed_generation(prompt: str, model_dir: Path, *, max_gen_len: int, ignor
 
     def run() -> int:
         from ..runtime import GenerateOptions, load_model
-        from ..runtime.stream import check_text, stream_generate
+        from ..runtime.stream import check_text, encode_prompt, stream_generate
         from ..tokenizer import Tokenizer
 
         check_text(prompt)
@@ -46,7 +46,8 @@ def run_seed_generation(prompt: str, model_dir: Path, *, max_gen_len: int, ignor
         model = load_model(model_dir, provider, max_seq_len=max_seq_len, device_id=device_id,
                            disable_metacommands=disable_metacommands)
         tokenizer = Tokenizer.from_folder(model_dir)
-        responses = list(stream_generate(model, tokenizer, prompt, options))
+        ids = encode_prompt(tokenizer, prompt, chat_template=True)
+        responses = list(stream_generate(model, tokenizer, ids, options))
         last = responses[-1]
         print(f"Execution took {last.elapsed_s:0.4f} seconds "
               f"(generated {last.generation_tokens / last.elapsed_s:0.2f} tokens per second)")

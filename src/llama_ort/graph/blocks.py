@@ -18,7 +18,8 @@ from .weights import Weights
 class AttentionState:
     """What every layer's attention reads besides its own cache, computed once per step."""
 
-    input_ids: str  # int64 [B, S]
+    input_ids: str  # [B, S], the target's index dtype
+    step_tokens: str  # [B]: S, counted on the device from input_ids
     seqlens_k: str  # int32 [B]: tokens in the cache after this step, minus one
     total_sequence_length: str  # int32 scalar: the longest row's total length
     cos_cache: str  # [context_length, D/2]

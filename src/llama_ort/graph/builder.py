@@ -74,10 +74,11 @@ class WeightStore:
 class GraphBuilder:
     """Nodes of one graph or subgraph. Output names are `<prefix><scope>.<name>`."""
 
-    def __init__(self, name: str, weights: WeightStore, prefix: str = ""):
+    def __init__(self, name: str, weights: WeightStore, prefix: str = "", index_dtype=np.int64):
         self.name = name
         self.weights = weights
         self.prefix = prefix
+        self.index_dtype = np.dtype(index_dtype)  # of token ids, the mask and the arithmetic on them
         self.nodes: list[onnx.NodeProto] = []
         self.inputs: list[onnx.ValueInfoProto] = []
         self.outputs: list[onnx.ValueInfoProto] = []

@@ -23,7 +23,7 @@ from ..checkpoint.base import Checkpoint
 from ..checkpoint.spec import ModelSpec
 from ..errors import LlamaOrtError
 from .blocks import AttentionState, attention, mlp, residual_rms_norm, rms_norm
-from .builder import GraphBuilder, WeightStore, make_model
+from .builder import GraphBuilder, WeightStore, make_model, tensor_type
 from .rope import cos_sin_tables
 from .target import LAYOUTS, Target, get_target
 from .weights import QuantOptions, Weights
@@ -69,7 +69,7 @@ def decoder(b: GraphBuilder, w: Weights, target: Target, spec: ModelSpec, input_
             x, h = residual_rms_norm(b, w, target, m, h, next_norm, eps)
     with b.scope("head"):
         x = x if all_logits else last_positions(b, x, state, spec, is_decode)
-        logits = lm_head(b, w, spec, x)
+        logits = lm_head(b, w, spec, x, all_logits)
         if w.dtype != np.float32:
             logits = b.op("Cast", logits, to=TensorProto.FLOAT, name="logits_fp32")
         next_token = b.op("ArgMax", logits, axis=-1, keepdims=0, name="argmax")
@@ -80,22 +80,24 @@ def last_positions(b: GraphBuilder, x: str, state: AttentionState, spec: ModelSp
     """[B, S, H] -> [B, H]: each row's last real token (rows of a prompt batch are right-padded)."""
     if not is_decode:
         # Row b's last token sits at seqlens_k[b] in a first prompt, and at S-1 when the prompt extends a cache
-        # or is one token. S is counted from device data (token ids are >= 0): a value from Shape would be a
-        # host value, and copying it to the device would stop CUDA graph capture.
-        step_tokens = b.op("ReduceSum", b.op("Cast", b.op("GreaterOrEqual", state.input_ids, b.const(0)),
-                                             to=TensorProto.INT64), b.const([1]), keepdims=0, name="step_tokens")
-        last = b.op("Min", b.op("Cast", state.seqlens_k, to=TensorProto.INT64), b.op("Sub", step_tokens, b.const(1)))
+        # or is one token.
+        index_type = tensor_type(b.index_dtype)
+        last = b.op("Min", b.op("Cast", state.seqlens_k, to=index_type),
+                    b.op("Sub", state.step_tokens, b.const(1, b.index_dtype)))
         index = b.op("Expand", b.op("Reshape", last, b.const([-1, 1, 1])), b.const([1, 1, spec.hidden_size]))
         x = b.op("GatherElements", x, index, axis=1, name="last")  # [B, 1, H]
     return b.op("Squeeze", x, b.const([1]), name="last_hidden")
 
 
-def lm_head(b: GraphBuilder, w: Weights, spec: ModelSpec, x: str) -> str:
+def lm_head(b: GraphBuilder, w: Weights, spec: ModelSpec, x: str, all_logits: bool) -> str:
+    """[B, H] -> [B, vocab], or [B, S, H] -> [B, S, vocab] with all_logits."""
     weight = names.EMBED if spec.tie_word_embeddings else names.LM_HEAD
     if w.precision == "int4" and w.quant.quantize_lm_head:
         return w.linear(b, x, [weight], "lm_head")
     # Gemm with transB reads the [vocab, H] table as stored, shared with the embeddings when tied.
     table = w.vector(b, weight)
+    if not all_logits:
+        return b.op("Gemm", x, table, transB=1, name="lm_head")
     flat = b.op("Reshape", x, b.const([-1, spec.hidden_size]))
     logits = b.op("Gemm", flat, table, transB=1, name="lm_head")
     shape = b.op("Concat", b.op("Shape", x, start=0, end=-1), b.const([spec.vocab_size]), axis=0)
@@ -105,8 +107,13 @@ def lm_head(b: GraphBuilder, w: Weights, spec: ModelSpec, x: str) -> str:
 def attention_state(b: GraphBuilder, spec: ModelSpec, target: Target, input_ids: str, mask: str,
                     dtype: np.dtype) -> tuple[AttentionState, str]:
     """Sequence lengths and rotary tables for every layer, and the next step's attention mask."""
+    index = b.index_dtype
     lens = b.op("ReduceSum", mask, b.const([1]), keepdims=0, name="lengths")  # [B]
-    seqlens_k = b.op("Cast", b.op("Sub", lens, b.const(1)), to=TensorProto.INT32, name="seqlens_k")
+    seqlens_k = b.op("Cast", b.op("Sub", lens, b.const(1, index)), to=TensorProto.INT32, name="seqlens_k")
+    # Tokens fed this step, counted from device data (token ids are >= 0): a value from Shape lives on the
+    # host, and copying it to the device would stop CUDA graph capture.
+    is_token = b.op("Cast", b.op("GreaterOrEqual", input_ids, b.const(0, index)), to=tensor_type(index))
+    step_tokens = b.op("ReduceSum", is_token, b.const([1]), keepdims=0, name="step_tokens")  # [B]
     if target.shape_only_total_length:
         max_seq_len = b.op("Squeeze", b.op("Shape", mask, start=1, end=2), name="max_seq_len")
         seq_len = b.op("Squeeze", b.op("Shape", input_ids, start=1, end=2), name="seq_len")
@@ -120,16 +127,19 @@ def attention_state(b: GraphBuilder, spec: ModelSpec, target: Target, input_ids:
     if not target.fused_rotary:
         # positions of this step's tokens: past + 0..S-1, with past = max(lengths - S, 0) (0 for a padded prompt)
         seq_len = b.op("Squeeze", b.op("Shape", input_ids, start=1, end=2))
-        past = b.op("Max", b.op("Sub", lens, seq_len), b.const(0))
+        past = b.op("Max", b.op("Sub", lens, b.op("Cast", seq_len, to=tensor_type(index))), b.const(0, index))
         steps = b.op("Unsqueeze", b.op("Range", b.const(0), seq_len, b.const(1)), b.const([0]))  # [1, S]
-        position_ids = b.op("Add", b.op("Unsqueeze", past, b.const([1])), steps, name="position_ids")  # [B, S]
-    state = AttentionState(input_ids, seqlens_k, total, b.weights.add("rotary.cos_cache", cos),
+        position_ids = b.op("Add", b.op("Cast", b.op("Unsqueeze", past, b.const([1])), to=TensorProto.INT64), steps,
+                            name="position_ids")  # [B, S]
+    state = AttentionState(input_ids, step_tokens, seqlens_k, total, b.weights.add("rotary.cos_cache", cos),
                            b.weights.add("rotary.sin_cache", sin), position_ids)
     # A row's ones are contiguous from 0, so the next step's mask is the mask OR itself shifted right by one:
-    # one more position per row, computed on the device from device data alone.
-    first = b.op("Slice", mask, b.const([0]), b.const([1]), b.const([1]))
-    shifted = b.op("Concat", first, b.op("Slice", mask, b.const([0]), b.const([-1]), b.const([1])), axis=1)
-    next_mask = b.op("Max", mask, shifted, name="next_mask")
+    # one more position per row, computed on the device from device data alone (in float: WebGPU slices
+    # no integers).
+    ones = b.op("Cast", mask, to=TensorProto.FLOAT)
+    first = b.op("Slice", ones, b.const([0]), b.const([1]), b.const([1]))
+    shifted = b.op("Concat", first, b.op("Slice", ones, b.const([0]), b.const([-1]), b.const([1])), axis=1)
+    next_mask = b.op("Cast", b.op("Max", ones, shifted), to=tensor_type(b.index_dtype), name="next_mask")
     return state, next_mask
 
 
@@ -145,9 +155,10 @@ def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_
     weights = Weights(checkpoint, spec, options.precision, dtype.name, options.quant, on_read)
     store = WeightStore(folder / (model_file + ".data"), model_file + ".data")
     try:
-        b = GraphBuilder("llama", store)
-        input_ids = b.input(io.INPUT_IDS, np.int64, [io.BATCH, io.SEQ_LEN])
-        mask = b.input(io.ATTENTION_MASK, np.int64, [io.BATCH, io.MAX_SEQ_LEN])
+        b = GraphBuilder("llama", store, index_dtype=target.index_dtype)
+        index = np.dtype(target.index_dtype)
+        input_ids = b.input(io.INPUT_IDS, index, [io.BATCH, io.SEQ_LEN])
+        mask = b.input(io.ATTENTION_MASK, index, [io.BATCH, io.MAX_SEQ_LEN])
         cache_shape = [io.BATCH, spec.num_kv_heads, io.MAX_SEQ_LEN, spec.head_dim]
         for i in range(spec.num_layers):
             b.input(io.past_key(i), dtype, cache_shape)
@@ -165,8 +176,11 @@ def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_
         else:
             branches = [branch(store, weights, target, spec, input_ids, state, name, options.all_logits)
                         for name in ("decoder", "decoder_with_past")]
-            seq_len = b.op("Shape", input_ids, start=1, end=2)
-            is_prompt = b.op("Greater", seq_len, b.const([1]), name="is_prompt")
+            if target.host_shape_ops:
+                seq_len = b.op("Shape", input_ids, start=1, end=2)
+            else:
+                seq_len = b.op("ReduceMax", state.step_tokens, keepdims=1)  # [1]
+            is_prompt = b.op("Greater", seq_len, b.const([1], seq_len_dtype(target)), name="is_prompt")
             b.op("If", is_prompt, outputs=outputs, name="decoder_or_decoder_with_past",
                  then_branch=branches[0], else_branch=branches[1])
         b.op("Identity", next_mask, outputs=[io.NEXT_ATTENTION_MASK])
@@ -174,7 +188,7 @@ def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_
         logits_shape = [io.BATCH, io.SEQ_LEN, spec.vocab_size] if options.all_logits else [io.BATCH, spec.vocab_size]
         b.output(io.LOGITS, np.float32, logits_shape)
         b.output(io.NEXT_TOKEN, np.int64, [io.BATCH, io.SEQ_LEN] if options.all_logits else [io.BATCH])
-        b.output(io.NEXT_ATTENTION_MASK, np.int64, [io.BATCH, io.MAX_SEQ_LEN])
+        b.output(io.NEXT_ATTENTION_MASK, index, [io.BATCH, io.MAX_SEQ_LEN])
         for i in range(spec.num_layers):
             b.output(io.present_key(i), dtype, cache_shape)
             b.output(io.present_value(i), dtype, cache_shape)
@@ -183,6 +197,7 @@ def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_
 
     manifest = io.Manifest(model_file=model_file, target=options.target, precision=options.precision,
                            layout=options.layout, spec=spec.to_dict(), kv_dtype=dtype.name,
+                           index_dtype=index.name,
                            all_logits=options.all_logits,
                            quantization=options.quant.to_dict() if options.precision == "int4" else {})
     model = make_model(b.graph(store.initializers), {"llama_ort.spec": json.dumps(spec.to_dict()),
@@ -192,10 +207,14 @@ def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_
     return manifest
 
 
+def seq_len_dtype(target: Target) -> np.dtype:
+    return np.dtype(np.int64 if target.host_shape_ops else target.index_dtype)
+
+
 def branch(store: WeightStore, weights: Weights, target: Target, spec: ModelSpec, input_ids: str,
            state: AttentionState, name: str, all_logits: bool) -> onnx.GraphProto:
     """One If branch; it reads the outer graph's inputs and initializers."""
-    b = GraphBuilder(name, store, prefix=name + "/")
+    b = GraphBuilder(name, store, prefix=name + "/", index_dtype=target.index_dtype)
     is_decode = name == "decoder_with_past"
     if is_decode:  # a static [B, 1] shape, so providers can compile this branch once
         input_ids = b.op("Reshape", input_ids, b.const([-1, 1]), name="input_ids")

@@ -31,6 +31,10 @@ class Target:
     # com.microsoft.RotaryEmbedding first, which also needs Q, K and V as separate inputs.
     fused_rotary: bool = True
     opset: int = 21  # the default domain's; DirectML registers If up to version 19, so it gets 20
+    # WebGPU has no 64-bit integers: token ids and the mask are int32 there, and with no shape arithmetic
+    # left to the CPU either, the If condition comes from the device's own count of this step's tokens.
+    index_dtype: str = "int64"
+    host_shape_ops: bool = True
 
     def check_precision(self, precision: str) -> None:
         if precision not in PRECISIONS:
@@ -58,7 +62,8 @@ TARGETS = {
         Target("cuda", "CUDAExecutionProvider", "single", PRECISIONS, "float16", shape_only_total_length=True),
         Target("dml", "DmlExecutionProvider", "merged", ("fp16", "int4", "fp32"), "float16", fused_rotary=False,
                opset=20),
-        Target("webgpu", "WebGpuExecutionProvider", "merged", ("fp16", "int4", "fp32"), "float16"),
+        Target("webgpu", "WebGpuExecutionProvider", "merged", ("fp16", "int4", "fp32"), "float16",
+               index_dtype="int32", host_shape_ops=False),
     )
 }
 

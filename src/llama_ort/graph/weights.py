@@ -20,6 +20,8 @@ from .builder import MS_DOMAIN, GraphBuilder
 @dataclass(frozen=True)
 class QuantOptions:
     block_size: int = 32
+    # Symmetric blocks run fastest everywhere. Min/max blocks with float zero points (symmetric=False) are
+    # lossless on GGUF Q4_1 sources and closer on others, but the CPU provider has no fast kernel for them.
     symmetric: bool = True
     accuracy_level: int = 4  # MatMulNBits: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 activations (CPU)
     quantize_lm_head: bool = True

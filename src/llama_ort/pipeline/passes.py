@@ -10,18 +10,22 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..checkpoint import names
+from ..errors import LlamaOrtError
 from ..checkpoint.base import Checkpoint
 from ..graph.argmax import write_argmax_model
 from ..graph.llama import BuildOptions, build_model
 from ..verify.check import verify_model
 
 TOKENIZER_FORMATS = ("hf", "meta", "gguf")
+log = logging.getLogger("llama_ort.pipeline")
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,12 @@ def run_load(checkpoint: Checkpoint, out: Path) -> None:
     if checkpoint.format in TOKENIZER_FORMATS:
         from ..tokenizer import export_tokenizer
 
-        export_tokenizer(checkpoint, out)
+        try:
+            export_tokenizer(checkpoint, out)
+        except LlamaOrtError as e:
+            # A random-weight checkpoint (make-random) has no tokenizer and is still worth building: the model
+            # then takes token ids only (bench), and commands that need text say so when they load it.
+            log.warning("no tokenizer: %s", e)
 
 
 def run_build(checkpoint: Checkpoint, out: Path, options: BuildOptions, show_progress: bool) -> None:
@@ -48,13 +57,15 @@ def run_build(checkpoint: Checkpoint, out: Path, options: BuildOptions, show_pro
     total = len(names.canonical_names(options.num_layers or spec.num_layers, spec.tie_word_embeddings))
     columns = (TextColumn("build [bold]{task.fields[tensor]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[mb]:,.0f} MB read"), TimeElapsedColumn())
-    with Progress(*columns, disable=not show_progress, transient=False) as progress:
+    with Progress(*columns, console=Console(stderr=True), disable=not show_progress) as progress:
         task = progress.add_task("build", total=total, tensor="", mb=0.0)
         read = {"bytes": 0}
+        seen = set()  # a tied embedding table is read twice: as embeddings and as the lm_head to quantize
 
         def on_read(name: str, nbytes: int) -> None:
             read["bytes"] += nbytes
-            progress.update(task, advance=1, tensor=name, mb=read["bytes"] / 1e6)
+            progress.update(task, advance=name not in seen, tensor=name, mb=read["bytes"] / 1e6)
+            seen.add(name)
 
         build_model(checkpoint, out, options, on_read=on_read)
         progress.update(task, tensor="done")

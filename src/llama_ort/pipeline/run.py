@@ -41,6 +41,20 @@ def default_output_name(source: str | Path | None, options: BuildOptions) -> str
     return f"{checkpoint_name.lower()}-{options.target}-{options.precision}"
 
 
+def embedded_model_folder(target: str = "cpu", precision: str | None = None,
+                          models_dir: Path = Path("models/optimized"), cache_dir: Path = Path("cache")) -> Path:
+    """The embedded model's folder where `llama-ort optimize` puts it with these options, built if missing.
+    precision None is optimize's default: fp32 on the CPU, fp16 elsewhere."""
+    from ..model_format import MANIFEST
+
+    options = BuildOptions(target=target, precision=precision or ("fp32" if target == "cpu" else "fp16"))
+    folder = Path(models_dir) / default_output_name(None, options)
+    if not (folder / MANIFEST).exists():
+        log.info("no model given: building the embedded default model into %s", folder)
+        optimize(None, folder, options, cache_dir)
+    return folder
+
+
 def parameter_count(checkpoint: Checkpoint) -> int:
     s = checkpoint.spec
     per_layer = s.hidden_size * (s.q_size * 2 + s.kv_size * 2) + 3 * s.hidden_size * s.intermediate_size

@@ -3,6 +3,10 @@
 A weight W [N, K] (out_features, in_features: the canonical layout) is cut along K into blocks of
 `block_size`. Each block gets a scale (and, if asymmetric, a zero point); codes are 0..15 and
 dequantize as (code - zero_point) * scale. Two codes share a byte, the lower index in the low nibble.
+
+Asymmetric blocks map their minimum to code 0 and their maximum to code 15, with a zero point in the
+scales' float type rather than a 4-bit integer. That keeps any min/max grid exactly: a GGUF Q4_1 tensor
+(block 32, w = d * code + m) re-quantizes without loss, where an integer zero point would round m.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ BLOCK_SIZES = (16, 32, 64, 128, 256)
 class Int4Weight:
     packed: np.ndarray  # uint8 [N, k_blocks, block_size / 2]
     scales: np.ndarray  # [N, k_blocks], the activation dtype
-    zero_points: np.ndarray | None  # uint8 [N, ceil(k_blocks / 2)] (two per byte), None when symmetric (8)
+    zero_points: np.ndarray | None  # [N, k_blocks] in the scales' type; None when symmetric (code 8 is zero)
     k: int
     n: int
     block_size: int
@@ -38,25 +42,18 @@ def quantize_int4(w: np.ndarray, block_size: int = 32, symmetric: bool = True, s
         scales = (extreme / -8.0).astype(scale_dtype)
         zero = np.full((n, k_blocks), 8.0, np.float32)
     else:
-        lo = np.minimum(blocks.min(axis=2), 0.0)
-        hi = np.maximum(blocks.max(axis=2), 0.0)
+        lo, hi = blocks.min(axis=2), blocks.max(axis=2)
         scales = ((hi - lo) / 15.0).astype(scale_dtype)
-        zero = np.zeros((n, k_blocks), np.float32)
-        safe = scales.astype(np.float32) != 0
-        zero[safe] = np.clip(np.round(-lo[safe] / scales.astype(np.float32)[safe]), 0, 15)
+        s = scales.astype(np.float32)
+        zero = np.divide(-lo, s, out=np.zeros_like(lo), where=s != 0).astype(scale_dtype).astype(np.float32)
 
     # Quantize with the scale as stored (possibly fp16), so dequantization reproduces what we rounded against.
     s = scales.astype(np.float32)[..., None]
     inv = np.divide(1.0, s, out=np.zeros_like(s), where=s != 0)
-    codes = np.clip(np.round(blocks * inv) + zero[..., None], 0, 15).astype(np.uint8)
+    codes = np.clip(np.round(blocks * inv + zero[..., None]), 0, 15).astype(np.uint8)
     packed = codes[..., 0::2] | (codes[..., 1::2] << 4)
 
-    zero_points = None
-    if not symmetric:
-        zp = zero.astype(np.uint8)
-        if k_blocks % 2:
-            zp = np.concatenate([zp, np.zeros((n, 1), np.uint8)], axis=1)
-        zero_points = zp[:, 0::2] | (zp[:, 1::2] << 4)
+    zero_points = None if symmetric else zero.astype(scale_dtype)
     return Int4Weight(packed, scales, zero_points, k, n, block_size)
 
 
@@ -65,12 +62,6 @@ def dequantize_int4(q: Int4Weight) -> np.ndarray:
     codes = np.empty(q.packed.shape[:2] + (q.block_size,), np.float32)
     codes[..., 0::2] = q.packed & 0x0F
     codes[..., 1::2] = q.packed >> 4
-    if q.zero_points is None:
-        zero = 8.0
-    else:
-        zp = np.empty((q.n, q.zero_points.shape[1] * 2), np.float32)
-        zp[:, 0::2] = q.zero_points & 0x0F
-        zp[:, 1::2] = q.zero_points >> 4
-        zero = zp[:, : q.packed.shape[1], None]
+    zero = 8.0 if q.zero_points is None else q.zero_points.astype(np.float32)[..., None]
     w = (codes - zero) * q.scales.astype(np.float32)[..., None]
     return w.reshape(q.n, -1)[:, : q.k]

@@ -1,7 +1,9 @@
 """The decoder's inputs and outputs for one generation: allocated once on the device and bound once.
 
 Between two greedy steps nothing moves but the next token ids: the KV cache is updated in place, the
-attention mask goes from one step to the next on the device, and input_ids is the next_token buffer itself.
+attention mask goes from one step to the next on the device, and input_ids is the next_token buffer itself
+where the two have one type. (Where input_ids is int32, as for webgpu, and next_token int64, the ids are
+downloaded and uploaded: a few bytes a row.)
 """
 
 from __future__ import annotations
@@ -24,15 +26,22 @@ class DecoderBinding:
     def __init__(self, model: Model, batch: int, capacity: int):
         self.model = model
         self.batch = batch
+        self.index_dtype = model.index_dtype  # of input_ids and the masks
         self.cache = KVCache(model, batch, capacity)
-        self.masks = [model.allocate((batch, capacity), np.int64) for _ in range(2)]
+        self.masks = [model.allocate((batch, capacity), self.index_dtype) for _ in range(2)]
         self.logits = model.allocate((batch, model.spec.vocab_size), np.float32)
         # input_ids is bound to this buffer's address, so it must be one a raw pointer reaches: see Provider.
         tokens_on_device = model.provider.tokens_on_device
-        self.next_token = model.allocate((batch,), np.int64, on_host=not tokens_on_device)
+        self.next_token = model.allocate((batch,), model.next_token_dtype, on_host=not tokens_on_device)
         self.token_device = (model.provider.device_type, model.device_id) if tokens_on_device else ("cpu", 0)
+        self.is_argmax_next_input = model.next_token_dtype == self.index_dtype
+        self.step_ids = None  # else a decode step's input_ids [batch, 1] has a buffer of its own
+        if not self.is_argmax_next_input:
+            self.step_ids = model.allocate((batch, 1), self.index_dtype, on_host=not tokens_on_device)
         self.bindings = [model.session.io_binding() for _ in range(2)]
         self.turn = 0  # the binding the next step runs
+        # One CUDA graph per binding: each keeps the same buffers from step to step, as replay needs.
+        self.graph_ids = model.take_graph_ids(2) if model.graph else None
         self._padder: Padder | None = None
         self._bind_all()
 
@@ -45,32 +54,36 @@ class DecoderBinding:
 
         lengths[b] is how many positions row b holds once they are in (its cached prefix plus its new tokens).
         """
-        ids = np.zeros((self.batch, max(map(len, rows))), np.int64)
-        mask = np.zeros((self.batch, self.capacity), np.int64)
+        ids = np.zeros((self.batch, max(map(len, rows))), self.index_dtype)
+        mask = np.zeros((self.batch, self.capacity), self.index_dtype)
         for b, (row, length) in enumerate(zip(rows, lengths)):
             ids[b, : len(row)] = row
             mask[b, :length] = 1
         self.masks[self.turn].update_inplace(mask)
         binding = self.bindings[self.turn]
         binding.bind_cpu_input(io.INPUT_IDS, ids)
-        self._run()
-        self._bind_ids_to_next_token(binding)
+        self._run(capture=False)  # a prompt's shape changes from run to run: never captured
+        self._bind_step_ids(binding)
 
     def decode(self) -> None:
-        """One token per row: the ids in the next_token buffer (the argmax, or what write_tokens put there)."""
+        """One token per row: the argmax of the last step, or what write_tokens put in its place."""
         self._run()
 
-    def read_tokens(self) -> np.ndarray:
-        """The last step's next_token [batch]: the one download of a greedy step."""
-        return self.next_token.numpy().copy()  # on the CPU numpy() is a view of a buffer the next step reuses
+    def take_argmax(self) -> np.ndarray:
+        """The last step's next_token [batch], which is also the next step's input: a greedy step's one download."""
+        tokens = self.next_token.numpy().copy()  # on the CPU numpy() is a view of a buffer the next step reuses
+        if not self.is_argmax_next_input:
+            self.write_tokens(tokens)
+        return tokens
 
     def read_logits(self) -> np.ndarray:
         """The last step's logits [batch, vocab], valid until the next step."""
         return self.logits.numpy()
 
     def write_tokens(self, tokens: np.ndarray) -> None:
-        """Make `tokens` the next step's input (after sampling on the host)."""
-        self.next_token.update_inplace(np.ascontiguousarray(tokens, np.int64))
+        """Make `tokens` [batch] the next step's input (after sampling on the host)."""
+        target = self.next_token if self.is_argmax_next_input else self.step_ids
+        target.update_inplace(np.asarray(tokens, self.index_dtype).reshape(target.shape()))
 
     def grow(self, capacity: int) -> None:
         """Lengthen the cache and the masks to `capacity` positions on the device, keeping their contents."""
@@ -81,12 +94,16 @@ class DecoderBinding:
             self._padder = Padder(self.model)
         self.cache.grow(self._padder, capacity)
         self.masks[self.turn] = self._padder.grow(self.masks[self.turn], MASK_SEQ_AXIS, capacity)
-        self.masks[1 - self.turn] = self.model.allocate((self.batch, capacity), np.int64)  # only ever written
+        self.masks[1 - self.turn] = self.model.allocate((self.batch, capacity), self.index_dtype)  # only written
         self._bind_all()
 
-    def _run(self) -> None:
+    def _run(self, capture: bool = True) -> None:
         binding = self.bindings[self.turn]
-        self.model.session.run_with_iobinding(binding)
+        options = None
+        if self.graph_ids:
+            options = ort.RunOptions()
+            options.add_run_config_entry("gpu_graph_id", str(self.graph_ids[self.turn]) if capture else "-1")
+        self.model.session.run_with_iobinding(binding, options)
         binding.synchronize_outputs()
         self.turn = 1 - self.turn
 
@@ -97,11 +114,14 @@ class DecoderBinding:
             binding.bind_ortvalue_output(io.NEXT_ATTENTION_MASK, self.masks[1 - t])
             binding.bind_ortvalue_output(io.LOGITS, self.logits)
             binding.bind_ortvalue_output(io.NEXT_TOKEN, self.next_token)
-            self._bind_ids_to_next_token(binding)
+            self._bind_step_ids(binding)
 
-    def _bind_ids_to_next_token(self, binding: ort.IOBinding) -> None:
-        """input_ids [batch, 1] is next_token [batch] read through another shape: the argmax of one step is the
-        next step's input where it lies. (The graph reads input_ids first and writes next_token last.)"""
+    def _bind_step_ids(self, binding: ort.IOBinding) -> None:
+        """input_ids [batch, 1] of a decode step is next_token [batch] read through another shape: the argmax of
+        one step is the next step's input where it lies. (The graph reads input_ids first, writes next_token last.)"""
+        if not self.is_argmax_next_input:
+            binding.bind_ortvalue_input(io.INPUT_IDS, self.step_ids)
+            return
         device_type, device_id = self.token_device
-        binding.bind_input(io.INPUT_IDS, device_type, device_id, np.int64, [self.batch, 1],
+        binding.bind_input(io.INPUT_IDS, device_type, device_id, self.index_dtype, [self.batch, 1],
                            self.next_token.data_ptr())

@@ -76,7 +76,7 @@ def prefill(binding: DecoderBinding, rows: list[list[int]]) -> list[int]:
 def next_tokens(binding: DecoderBinding, sampler: Sampler, history: list[list[int]]) -> np.ndarray:
     """The next token of every row: greedy downloads only the ids, sampling the logits."""
     if sampler.params.is_greedy:
-        return binding.read_tokens()
+        return binding.take_argmax()
     tokens = sampler(binding.read_logits(), history)
     binding.write_tokens(tokens)
     return tokens

@@ -31,10 +31,13 @@ class Provider:
     needs_sequential_plan: bool = False
     takes_device_id: bool = True  # a "device_id" provider option (a plugin's device is picked from its list instead)
     has_metacommands: bool = False  # DirectML's "disable_metacommands" option
+    captures_graphs: bool = False  # "enable_cuda_graph": a decode step replayed as one CUDA graph
     base_options: tuple[tuple[str, str], ...] = ()
 
-    def ep_options(self, device_id: int, disable_metacommands: bool) -> dict[str, str]:
+    def ep_options(self, device_id: int, disable_metacommands: bool, graph: bool = False) -> dict[str, str]:
         options = dict(self.base_options)
+        if graph:
+            options["enable_cuda_graph"] = "1"
         if self.takes_device_id:
             options["device_id"] = str(device_id)
         if self.has_metacommands:
@@ -47,7 +50,7 @@ PROVIDERS = {
     for p in (
         Provider("cpu", "CPUExecutionProvider", "cpu", "pip install onnxruntime", takes_device_id=False),
         Provider("cuda", "CUDAExecutionProvider", "cuda",
-                 "pip uninstall onnxruntime && pip install onnxruntime-gpu"),
+                 "pip uninstall onnxruntime && pip install onnxruntime-gpu", captures_graphs=True),
         # The seed's DirectML options.
         Provider("dml", "DmlExecutionProvider", "dml", "pip uninstall onnxruntime && pip install onnxruntime-directml",
                  needs_sequential_plan=True, has_metacommands=True,
@@ -67,12 +70,12 @@ def get_provider(name: str) -> Provider:
 
 
 def add_to_session(provider: Provider, options: ort.SessionOptions, device_id: int = 0,
-                   disable_metacommands: bool = False) -> list | None:
+                   disable_metacommands: bool = False, graph: bool = False) -> list | None:
     """Put `provider` into `options`; returns the `providers=` list for InferenceSession (None for a plugin).
 
     Raises LlamaOrtError naming what to install when the provider is not available.
     """
-    ep_options = provider.ep_options(device_id, disable_metacommands)
+    ep_options = provider.ep_options(device_id, disable_metacommands, graph)
     if provider.needs_sequential_plan:
         options.enable_mem_pattern = False
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

@@ -18,6 +18,9 @@ from ..errors import fail
 from .providers import Provider, add_to_session, get_provider
 
 
+INTEGER_TYPES = {"tensor(int64)": np.dtype(np.int64), "tensor(int32)": np.dtype(np.int32)}
+
+
 @dataclass
 class Model:
     folder: Path
@@ -28,6 +31,14 @@ class Model:
     device_id: int
     max_seq_len: int | None  # static mode: the cache length fixed in the session; None: dynamic mode
     disable_metacommands: bool = False
+    graph: bool = False  # decode steps captured once and replayed as CUDA graphs
+    graphs_taken: int = 0
+
+    def take_graph_ids(self, count: int) -> list[int]:
+        """Fresh CUDA graph ids: a captured graph keeps the buffer addresses it was captured with, so each new
+        set of buffers needs graphs of its own."""
+        self.graphs_taken += count
+        return list(range(self.graphs_taken - count + 1, self.graphs_taken + 1))
 
     @property
     def is_static(self) -> bool:
@@ -36,6 +47,16 @@ class Model:
     @property
     def kv_dtype(self) -> np.dtype:
         return np.dtype(self.manifest.kv_dtype)
+
+    @property
+    def index_dtype(self) -> np.dtype:
+        """Of input_ids and the attention masks: int64, or int32 where the device has no 64-bit integers."""
+        return np.dtype(self.manifest.index_dtype)
+
+    @property
+    def next_token_dtype(self) -> np.dtype:
+        [output] = [o for o in self.session.get_outputs() if o.name == io.NEXT_TOKEN]
+        return INTEGER_TYPES[output.type]
 
     def allocate(self, shape: tuple[int, ...], dtype, on_host: bool = False) -> ort.OrtValue:
         """An uninitialized buffer on the session's device (or in host memory)."""
@@ -52,21 +73,25 @@ class Model:
 
 
 def create_session(model: str | bytes, provider: Provider, device_id: int, disable_metacommands: bool,
-                   max_seq_len: int | None = None) -> ort.InferenceSession:
+                   max_seq_len: int | None = None, graph: bool = False,
+                   threads: int | None = None) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: ORT warns about every node it leaves on the CPU
+    if threads:
+        options.intra_op_num_threads = threads
     if max_seq_len is not None:
         options.add_free_dimension_override_by_name(io.MAX_SEQ_LEN, max_seq_len)
-    providers = add_to_session(provider, options, device_id, disable_metacommands)
+    providers = add_to_session(provider, options, device_id, disable_metacommands, graph)
     return ort.InferenceSession(model, options, providers=providers)
 
 
 def load_model(folder: str | Path, provider: str = "cpu", *, max_seq_len: int | None = None, device_id: int = 0,
-               disable_metacommands: bool = False) -> Model:
+               disable_metacommands: bool = False, graph: bool = False, threads: int | None = None) -> Model:
     """Load the model folder written by `llama-ort optimize` onto `provider`'s device number `device_id`.
 
     max_seq_len (static mode) is capped at the model's context length: no position beyond it has a rotary
-    embedding. None selects dynamic mode.
+    embedding. None selects dynamic mode. graph captures each decode step as a CUDA graph (cuda, static mode,
+    a model built for the cuda target). threads sets the CPU provider's thread count (default: one a core).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -79,12 +104,23 @@ def load_model(folder: str | Path, provider: str = "cpu", *, max_seq_len: int | 
         raise fail(model_path, "missing from the model folder: rebuild it with `llama-ort optimize`")
     if max_seq_len is not None:
         if max_seq_len < 1:
-            raise fail("--max_seq_len", f"must be positive, got {max_seq_len}")
+            raise fail("max_seq_len", f"must be positive, got {max_seq_len}")
         max_seq_len = min(max_seq_len, spec.context_length)
 
     target = get_provider(provider)
-    session = create_session(str(model_path), target, device_id, disable_metacommands, max_seq_len)
-    return Model(folder, manifest, spec, session, target, device_id, max_seq_len, disable_metacommands)
+    if graph:
+        check_graph_capture(target, manifest, max_seq_len)
+    session = create_session(str(model_path), target, device_id, disable_metacommands, max_seq_len, graph, threads)
+    return Model(folder, manifest, spec, session, target, device_id, max_seq_len, disable_metacommands, graph)
+
+
+def check_graph_capture(provider: Provider, manifest: io.Manifest, max_seq_len: int | None) -> None:
+    if not provider.captures_graphs:
+        raise fail("--cuda-graph", f"the {provider.name} provider captures no CUDA graphs: use --provider cuda")
+    if max_seq_len is None:
+        raise fail("--cuda-graph", "a captured graph keeps its buffers: give a fixed --max-seq-len (static mode)")
+    if manifest.target != "cuda":
+        raise fail("--cuda-graph", f"the model was built for {manifest.target}: build it with --target cuda")
 
 
 def check_generates(manifest: io.Manifest, folder: Path) -> None:

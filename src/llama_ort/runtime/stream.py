@@ -39,11 +39,18 @@ def check_text(text: str, what: str = "prompt") -> str:
     return text
 
 
-def encode_prompt(tokenizer, prompt: str | list[int]) -> list[int]:
-    """Token ids of a text prompt (with the BOS the model's tokenizer adds), or the ids themselves."""
-    if isinstance(prompt, str):
-        return tokenizer.encode(check_text(prompt))
-    return list(prompt)
+def encode_prompt(tokenizer, prompt: str | list[int], chat_template: bool = False) -> list[int]:
+    """Token ids of a text prompt (with the BOS the model's tokenizer adds), or the ids themselves.
+
+    With `chat_template`, text becomes one user message in the model's chat format, where it has one:
+    instruction-tuned models answer that, where plain text may get an end of turn at once.
+    """
+    if not isinstance(prompt, str):
+        return list(prompt)
+    check_text(prompt)
+    if chat_template and tokenizer.chat_template:
+        return tokenizer.encode_chat([{"role": "user", "content": prompt}])
+    return tokenizer.encode(prompt)
 
 
 class Clock:

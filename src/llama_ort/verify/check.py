@@ -20,19 +20,22 @@ def prompt_ids(spec: ModelSpec) -> list[int]:
     return [int(t) for t in np.random.default_rng(0).integers(0, spec.vocab_size, PROMPT_LENGTH)]
 
 
-def model_last_logits(folder, ids: list[int]) -> np.ndarray:
-    """Run the built model once on the CPU provider over `ids`."""
+def prompt_logits(folder, ids: list[int]) -> np.ndarray:
+    """Run the built model once on the CPU provider over `ids`, on an empty cache of exactly that length.
+
+    Returns its logits output: [vocab] for the last token, or [len(ids), vocab] if built with all_logits.
+    """
     manifest = io.Manifest.load(folder)
     spec = ModelSpec.from_dict(manifest.spec)
     options = ort.SessionOptions()
     options.add_free_dimension_override_by_name(io.MAX_SEQ_LEN, len(ids))
     session = ort.InferenceSession(str(folder / manifest.model_file), options, providers=["CPUExecutionProvider"])
     cache = np.zeros((1, spec.num_kv_heads, len(ids), spec.head_dim), manifest.kv_dtype)
-    feeds = {io.INPUT_IDS: np.array([ids], np.int64), io.ATTENTION_MASK: np.ones((1, len(ids)), np.int64)}
+    index = np.dtype(manifest.index_dtype)
+    feeds = {io.INPUT_IDS: np.array([ids], index), io.ATTENTION_MASK: np.ones((1, len(ids)), index)}
     for i in range(spec.num_layers):
         feeds[io.past_key(i)] = feeds[io.past_value(i)] = cache
-    logits = session.run([io.LOGITS], feeds)[0]
-    return logits[0, -1] if manifest.all_logits else logits[0]
+    return session.run([io.LOGITS], feeds)[0][0]
 
 
 def verify_model(checkpoint: Checkpoint, folder) -> dict:
@@ -40,7 +43,8 @@ def verify_model(checkpoint: Checkpoint, folder) -> dict:
     manifest = io.Manifest.load(folder)
     ids = prompt_ids(checkpoint.spec)
     expected = last_logits(checkpoint, ids, num_layers=manifest.spec["num_layers"])
-    actual = model_last_logits(folder, ids).astype(np.float64)
+    logits = prompt_logits(folder, ids).astype(np.float64)
+    actual = logits[-1] if manifest.all_logits else logits
     cosine = float(actual @ expected / (np.linalg.norm(actual) * np.linalg.norm(expected)))
     report = {"prompt_ids": ids, "max_abs_diff": float(np.abs(actual - expected).max()), "cosine": cosine,
               "same_argmax": bool(actual.argmax() == expected.argmax()), "precision": manifest.precision}

@@ -1,0 +1,44 @@
+"""`llama-ort info`: what a checkpoint is, and how a chat prompt tokenizes for it."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+DEFAULT_PROMPT = "What is the lightest element?"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "info", help="describe a checkpoint and tokenize a chat prompt with it",
+        description="Print a checkpoint's model description and the token ids of a chat prompt in its template.")
+    parser.add_argument("model", nargs="?", default=None,
+                        help="checkpoint folder or .gguf file (default: the embedded SmolLM2-135M-Instruct)")
+    parser.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"user message (default: {DEFAULT_PROMPT!r})")
+    parser.add_argument("--system", default=None, help="optional system message")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import open_checkpoint
+    from ..tokenizer import Tokenizer, export_tokenizer
+
+    console = Console()
+    with open_checkpoint(args.model) as checkpoint:
+        table = Table(title=f"{checkpoint.path} ({checkpoint.format})", show_header=False)
+        for key, value in checkpoint.spec.to_dict().items():
+            if key != "extra" or value:
+                table.add_row(key, str(value))
+        console.print(table)
+        with tempfile.TemporaryDirectory() as folder:
+            export_tokenizer(checkpoint, Path(folder))
+            tokenizer = Tokenizer.from_folder(Path(folder))
+    messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
+        {"role": "user", "content": args.prompt}]
+    print("chat prompt:", repr(tokenizer.apply_chat_template(messages)))
+    print("token ids:", tokenizer.encode_chat(messages))
+    return 0

@@ -1,0 +1,50 @@
+"""`llama-ort serve`: the OpenAI API and a chat page for a model folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..graph.target import PRECISIONS
+from ..runtime.providers import PROVIDERS
+from .common import setup_logging
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="serve a model: OpenAI-compatible API and a chat page",
+        description="Serve a model folder built by `llama-ort optimize`: /v1/chat/completions, /v1/completions "
+                    "and /v1/models (OpenAI-compatible, streamed or not), and a chat page at /. Requests from "
+                    "many clients are decoded together.")
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", type=Path, default=None,
+                       help="model folder (default: the embedded SmolLM2-135M-Instruct, built on first use into "
+                            "models/optimized/)")
+    model.add_argument("--precision", default=None, choices=list(PRECISIONS),
+                       help="without --model: the default model's weights (default: fp32 on cpu, fp16 elsewhere)")
+    model.add_argument("--provider", default="cpu", choices=list(PROVIDERS), help="execution provider (default: cpu)")
+    model.add_argument("--device-id", type=int, default=0, help="the provider's device number (default: 0)")
+    server = parser.add_argument_group("server")
+    server.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on: 127.0.0.1 (default) is this machine only, 0.0.0.0 the network")
+    server.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    server.add_argument("--open", action="store_true", help="open the chat page in a browser")
+    limits = parser.add_argument_group("limits")
+    # The library's defaults, written out: importing llama_ort.serve here would need fastapi for every command.
+    limits.add_argument("--max-seq-len", type=int, default=2048,
+                        help="tokens one request may hold, prompt and answer together; longer prompts get HTTP 400 "
+                             "(default: 2048)")
+    limits.add_argument("--max-batch-size", type=int, default=16, help="requests decoded together (default: 16)")
+    limits.add_argument("--max-waiting", type=int, default=64,
+                        help="requests that may wait for room in the batch; more get HTTP 429 (default: 64)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..serve import serve
+
+    setup_logging()
+    serve(args.model, args.host, args.port, open_browser=args.open, provider=args.provider, device_id=args.device_id,
+          precision=args.precision, max_seq_len=args.max_seq_len, max_batch_size=args.max_batch_size,
+          max_waiting=args.max_waiting)
+    return 0

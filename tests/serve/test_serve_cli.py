@@ -1,0 +1,91 @@
+"""`llama-ort serve` as users run it, and the pieces of `serve()` behind --open and --expose_locally."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from llama_ort.cli import main
+from llama_ort.pipeline import embedded_model_folder
+from llama_ort.serve import server as serve_module
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_llama_ort_serve_answers_until_interrupted(model_folder):
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    command = [sys.executable, "-m", "llama_ort", "serve", "--model", str(model_folder), "--port", str(port),
+               "--max-seq-len", "256", "--max-batch-size", "2"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "the server did not start within 60 s"
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.ConnectError:
+                time.sleep(0.2)
+        models = httpx.get(f"{url}/v1/models").json()["data"]
+        assert [(m["id"], m["max_seq_len"]) for m in models] == [(model_folder.name, 256)]
+        reply = httpx.post(f"{url}/v1/completions", timeout=60,
+                           json={"model": model_folder.name, "prompt": "Hello", "max_tokens": 3})
+        assert reply.json()["usage"]["completion_tokens"] == 3
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode == 130, output  # the CLI's code for an interrupt, after a graceful shutdown
+    assert f"chat page: http://127.0.0.1:{port}/" in output
+
+
+def test_the_command_line_defaults_are_the_library_defaults():
+    from llama_ort.cli import build_parser
+    from llama_ort.serve.runtime_engine import MAX_SEQ_LEN
+    from llama_ort.serve.scheduler import MAX_BATCH_SIZE, MAX_WAITING
+
+    args = build_parser().parse_args(["serve"])
+    assert (args.max_seq_len, args.max_batch_size, args.max_waiting) == (MAX_SEQ_LEN, MAX_BATCH_SIZE, MAX_WAITING)
+    assert (args.host, args.port, args.model) == ("127.0.0.1", 8000, None)
+
+
+def test_a_missing_model_folder_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["serve", "--model", str(tmp_path / "nothing")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "no such model folder" in error
+
+
+def test_default_model_is_found_where_it_was_built(model_folder):
+    models_dir = model_folder.parent
+    assert embedded_model_folder("cpu", "int4", models_dir=models_dir, cache_dir=models_dir / "unused") \
+        == model_folder
+    assert not (models_dir / "unused").exists()
+
+
+def test_exposed_servers_are_announced_for_this_machine_and_the_network():
+    local, network = serve_module.page_urls("0.0.0.0", 8000)
+    assert local == "http://127.0.0.1:8000/"
+    assert network.startswith("http://") and network.endswith(":8000/") and "0.0.0.0" not in network
+    assert serve_module.page_urls("127.0.0.1", 8000) == ["http://127.0.0.1:8000/"]
+
+
+def test_the_page_opens_once_the_server_listens(server, monkeypatch):
+    opened = []
+    monkeypatch.setattr(serve_module.webbrowser, "open", opened.append)
+    serve_module.open_when_started(server.server, server.url + "/")
+    assert opened == [server.url + "/"]
