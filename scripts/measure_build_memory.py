@@ -4,7 +4,7 @@
 
 Writes the checkpoint once (about 13.5 GB of fp16 safetensors for llama2-7b), then builds each precision in a
 child process while a thread samples its RssAnon (anonymous memory: file-backed pages of memory maps do not
-count) and VmRSS from /proc every 20 ms. Prints one JSON line per build.
+count) and VmRSS from /proc every 20 ms (llama_ort.bench.memory.TreeSampler). Prints one JSON line per build.
 """
 
 import argparse
@@ -17,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from llama_ort.bench.memory import TreeSampler  # noqa: E402
 from llama_ort.checkpoint.random import random_tensors, write_hf  # noqa: E402
 from llama_ort.checkpoint.spec import ModelSpec  # noqa: E402
 
@@ -29,29 +30,16 @@ SHAPES = {
 }
 
 
-def status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
 def measure(command: list[str]) -> dict:
-    """Run `command`, sampling its memory until it exits."""
+    """Run `command`, sampling its process tree's memory until it exits."""
     start = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    peak_anon = peak_rss = 0
-    while child.poll() is None:
-        try:
-            peak_anon = max(peak_anon, status_kib(child.pid, "RssAnon"))
-            peak_rss = max(peak_rss, status_kib(child.pid, "VmRSS"))
-        except (FileNotFoundError, ProcessLookupError):
-            break
-        time.sleep(0.02)
-    if child.wait():
+    with TreeSampler(child.pid, interval_s=0.02) as sampler:
+        failed = child.wait()
+    if failed:
         raise SystemExit(f"build failed: {' '.join(command)}")
-    return {"seconds": round(time.perf_counter() - start, 1), "peak_rss_anon_mb": round(peak_anon / 1024),
-            "peak_rss_mb": round(peak_rss / 1024)}
+    return {"seconds": round(time.perf_counter() - start, 1), "peak_rss_anon_mb": round(sampler.peak_anon_kb / 1024),
+            "peak_rss_mb": round(sampler.peak_rss_kb / 1024)}
 
 
 def main() -> None:
