@@ -7,7 +7,6 @@ checkpoint if it is one of the asked type (the embedded model is Q4_1), else one
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from ..checkpoint.random import write_gguf, write_hf
 from ..checkpoint.spec import ModelSpec
 from ..errors import fail
 from ..model_format import MANIFEST, Manifest
+from ..pipeline.run import checkpoint_name
 from .placeholder_tokenizer import write_hf_tokenizer
 from .random_checkpoint import DTYPES, SHARD_BYTES, make_random
 from .shapes import get_shape
@@ -89,7 +89,5 @@ def resolve(source: str | Path | None, shape: str | None, workdir: Path, device:
         return Sources(workdir, ModelSpec.from_dict(manifest.spec), Path(source).name, Path(source), "model", dtype,
                        manifest.precision)
     with open_checkpoint(source) as checkpoint:
-        name = (checkpoint.spec.name if source is None else Path(source).name).lower()
-        name = re.sub(r"(\.(q\w+|f16|f32|bf16))?(\.gguf)?$", "", name)  # "smollm2-135m-instruct.q4_1.gguf"
-        return Sources(workdir, checkpoint.spec, name, None if source is None else Path(source),
+        return Sources(workdir, checkpoint.spec, checkpoint_name(source), None if source is None else Path(source),
                        checkpoint.format, dtype)

@@ -33,12 +33,17 @@ class OptimizeResult:
     verify_report: dict | None = None
 
 
+def checkpoint_name(source: str | Path | None) -> str:
+    """A checkpoint's name, lowercase, without a GGUF's type and extension: `smollm2-135m-instruct` for the
+    embedded SmolLM2-135M-Instruct.Q4_1.gguf (source None)."""
+    if source is None:
+        return "smollm2-135m-instruct"
+    return re.sub(r"(\.(q\w+|f16|f32|bf16))?(\.gguf)?$", "", Path(source).name.lower())
+
+
 def default_output_name(source: str | Path | None, options: BuildOptions) -> str:
     """`smollm2-135m-instruct-cpu-fp32` for the embedded model built with the defaults."""
-    checkpoint_name = "smollm2-135m-instruct" if source is None else Path(source).name
-    checkpoint_name = re.sub(r"\.(gguf|Q\w+|F16|F32|BF16)$", "", checkpoint_name, flags=re.I)
-    checkpoint_name = re.sub(r"\.(Q\w+|F16|F32|BF16)$", "", checkpoint_name, flags=re.I)
-    return f"{checkpoint_name.lower()}-{options.target}-{options.precision}"
+    return f"{checkpoint_name(source)}-{options.target}-{options.precision}"
 
 
 def embedded_model_folder(target: str = "cpu", precision: str | None = None,
