@@ -18,7 +18,7 @@ import onnxruntime_ep_webgpu  # noqa: E402
 
 from llama_ort import model_format as io  # noqa: E402
 from llama_ort.graph.llama import BuildOptions, build_model  # noqa: E402
-from reference import random_checkpoint, tiny_spec  # noqa: E402
+from reference import Stepper, random_checkpoint, tiny_spec  # noqa: E402
 
 
 def webgpu_session(path, max_seq_len, verbose=False):
@@ -38,30 +38,14 @@ def cpu_session(path, max_seq_len):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def run_steps(session, manifest, spec, prompts, steps, max_seq_len):
-    names = [o.name for o in session.get_outputs()]
-    batch, longest = len(prompts), max(map(len, prompts))
-    index = np.dtype(manifest.index_dtype)
-    ids = np.zeros((batch, longest), index)
-    mask = np.zeros((batch, max_seq_len), index)
-    for r, p in enumerate(prompts):
-        ids[r, : len(p)] = p
-        mask[r, : len(p)] = 1
-    shape = (batch, spec.num_kv_heads, max_seq_len, spec.head_dim)
-    cache = {}
-    for i in range(spec.num_layers):
-        cache[io.past_key(i)] = np.zeros(shape, manifest.kv_dtype)
-        cache[io.past_value(i)] = np.zeros(shape, manifest.kv_dtype)
-    logits, tokens = [], []
+def run_steps(folder, session, prompts, steps, max_seq_len):
+    """Logits [steps, batch, vocab] and greedy tokens [steps, batch], each step's outputs fed to the next."""
+    stepper = Stepper(folder, max_seq_len, session=session)
+    out, logits, tokens = stepper.start(prompts), [], []
     for _ in range(steps):
-        out = dict(zip(names, session.run(None, {io.INPUT_IDS: ids, io.ATTENTION_MASK: mask, **cache})))
         logits.append(out[io.LOGITS])
         tokens.append(out[io.NEXT_TOKEN])
-        mask = out[io.NEXT_ATTENTION_MASK]
-        for i in range(spec.num_layers):
-            cache[io.past_key(i)] = out[io.present_key(i)]
-            cache[io.past_value(i)] = out[io.present_value(i)]
-        ids = out[io.NEXT_TOKEN][:, None].astype(index)
+        out = stepper.step([int(t) for t in out[io.NEXT_TOKEN]])
     return np.stack(logits), np.stack(tokens)
 
 
@@ -77,12 +61,10 @@ def main():
     for precision in ("fp32", "fp16", "int4"):
         folder = Path(tempfile.mkdtemp())
         manifest = build_model(checkpoint, folder, BuildOptions(target="webgpu", precision=precision))
-        from llama_ort.checkpoint.spec import ModelSpec
-        s = ModelSpec.from_dict(manifest.spec)
-        row = {"precision": precision, "layout": manifest.layout}
+        row = {"precision": precision, "layout": manifest.layout, "rotary_io": manifest.rotary_io}
         try:
-            gpu = run_steps(webgpu_session(folder / manifest.model_file, 64), manifest, s, prompts, 17, 64)
-            cpu = run_steps(cpu_session(folder / manifest.model_file, 64), manifest, s, prompts, 17, 64)
+            gpu = run_steps(folder, webgpu_session(folder / manifest.model_file, 64), prompts, 17, 64)
+            cpu = run_steps(folder, cpu_session(folder / manifest.model_file, 64), prompts, 17, 64)
             row.update(max_abs_logit_diff=float(np.abs(gpu[0] - cpu[0]).max()),
                        same_tokens=bool((gpu[1] == cpu[1]).all()), steps=17, batch=len(prompts))
         except Exception as e:  # report, don't hide

@@ -12,6 +12,7 @@ from llama_ort import model_format as io
 from llama_ort.checkpoint import names
 from llama_ort.checkpoint.memory import MemoryCheckpoint
 from llama_ort.checkpoint.spec import ModelSpec
+from llama_ort.graph.rope import prompt_positions, rotary_embeddings
 
 
 def random_checkpoint(spec: ModelSpec, seed: int = 0) -> MemoryCheckpoint:
@@ -69,12 +70,15 @@ def hf_last_logits(model, ids: list[int]) -> np.ndarray:
 class Stepper:
     """Runs a built model folder step by step with numpy feeds, feeding outputs back as the next inputs."""
 
-    def __init__(self, folder, max_seq_len: int, providers=("CPUExecutionProvider",)):
+    def __init__(self, folder, max_seq_len: int, providers=("CPUExecutionProvider",), session=None):
+        """session: one already made for the model with max_seq_len fixed (else one on `providers`)."""
         self.manifest = io.Manifest.load(folder)
         self.spec = ModelSpec.from_dict(self.manifest.spec)
-        options = ort.SessionOptions()
-        options.add_free_dimension_override_by_name(io.MAX_SEQ_LEN, max_seq_len)
-        self.session = ort.InferenceSession(str(folder / self.manifest.model_file), options, providers=list(providers))
+        if session is None:
+            options = ort.SessionOptions()
+            options.add_free_dimension_override_by_name(io.MAX_SEQ_LEN, max_seq_len)
+            session = ort.InferenceSession(str(folder / self.manifest.model_file), options, providers=list(providers))
+        self.session = session
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.max_seq_len = max_seq_len
 
@@ -93,6 +97,10 @@ class Stepper:
         for i in range(self.spec.num_layers):
             self.cache[io.past_key(i)] = np.zeros(shape, dtype)
             self.cache[io.past_value(i)] = np.zeros(shape, dtype)
+        if self.manifest.rotary_io:  # the prompt's are computed here; each step's come out of the one before
+            lengths = [len(p) for p in prompts]
+            cos, sin = rotary_embeddings(self.spec, prompt_positions(lengths, lengths), dtype)
+            self.cache.update({io.COS: cos, io.SIN: sin})
         return self._run(ids)
 
     def step(self, tokens: list[int]) -> dict:
@@ -102,6 +110,8 @@ class Stepper:
         out = dict(zip(self.output_names, self.session.run(None, {io.INPUT_IDS: ids, io.ATTENTION_MASK: self.mask,
                                                                    **self.cache})))
         self.mask = out[io.NEXT_ATTENTION_MASK]
+        if self.manifest.rotary_io:
+            self.cache.update({io.COS: out[io.NEXT_COS], io.SIN: out[io.NEXT_SIN]})
         for i in range(self.spec.num_layers):
             self.cache[io.past_key(i)] = out[io.present_key(i)]
             self.cache[io.past_value(i)] = out[io.present_value(i)]

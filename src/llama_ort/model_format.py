@@ -18,6 +18,10 @@ ATTENTION_MASK = "attention_mask"  # [batch, max_seq_len], index_dtype: 1 where 
 LOGITS = "logits"  # float32 [batch, vocab] (last position of each row) or [batch, seq_len, vocab]
 NEXT_TOKEN = "next_token"  # int64 [batch]: argmax of the logits, so greedy decoding downloads no logits
 NEXT_ATTENTION_MASK = "next_attention_mask"  # [batch, max_seq_len], index_dtype: the mask for the next step
+# The seed's rotary contract (layout "merged"): the rotary embeddings of this step's tokens go in, and those of
+# each row's next position come out, to be fed back as the next step's.
+COS, SIN = "cos", "sin"  # KV dtype [batch, seq_len, head_dim / 2]
+NEXT_COS, NEXT_SIN = "next_cos", "next_sin"  # KV dtype [batch, 1, head_dim / 2]
 
 
 def past_key(i: int) -> str:
@@ -52,6 +56,7 @@ class Manifest:
     kv_dtype: str  # float32 or float16
     index_dtype: str = "int64"  # of input_ids and the masks: int32 for webgpu, which has no 64-bit integers
     has_next_token: bool = True
+    rotary_io: bool = False  # inputs cos, sin and outputs next_cos, next_sin (the merged layout has them)
     all_logits: bool = False
     quantization: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION

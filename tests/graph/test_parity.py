@@ -1,10 +1,12 @@
-"""fp32 parity of the built model with transformers' LlamaForCausalLM: a prompt, then 32 decode steps."""
+"""fp32 parity of the built model with transformers' LlamaForCausalLM: a prompt, then 32 decode steps (the merged
+layout's steps feed back the rotary embeddings each step outputs), and the step-to-step outputs themselves."""
 
 import numpy as np
 import pytest
 
 from llama_ort.checkpoint.spec import RopeScaling
 from llama_ort.graph.llama import BuildOptions, build_model
+from llama_ort.graph.rope import rotary_embeddings
 from reference import Stepper, hf_last_logits, hf_model, random_checkpoint, tiny_spec
 
 SPECS = {
@@ -59,6 +61,27 @@ def test_next_attention_mask_marks_the_next_position(tmp_path):
     for row, n in enumerate(lengths):
         expected[row, : n + 2] = 1
     np.testing.assert_array_equal(out["next_attention_mask"], expected)
+
+
+def test_rotary_outputs_are_the_next_positions_embeddings_and_the_model_rotates_with_its_inputs(tmp_path):
+    checkpoint = random_checkpoint(SPECS["gqa-hd128-theta5e5-llama3-tied"])
+    build_model(checkpoint, tmp_path, BuildOptions(layout="merged"))
+    stepper = Stepper(tmp_path, max_seq_len=32)
+    assert stepper.manifest.rotary_io
+    out = stepper.start(PROMPTS)
+    lengths = np.array([len(p) for p in PROMPTS])
+    for step in range(3):  # after the prompt (decoder branch), then after decode steps (decoder_with_past)
+        cos, sin = rotary_embeddings(stepper.spec, (lengths + step)[:, None], np.float32)
+        np.testing.assert_array_equal(out["next_cos"], cos)
+        np.testing.assert_array_equal(out["next_sin"], sin)
+        np.testing.assert_array_equal(out["next_attention_mask"].sum(1), lengths + step + 1)
+        before = dict(stepper.cache), stepper.mask
+        out = stepper.step([1, 2, 3])
+    # The same step fed the embeddings of the wrong positions gives other logits: the inputs are what rotates.
+    stepper.cache, stepper.mask = before
+    stepper.cache["cos"], stepper.cache["sin"] = rotary_embeddings(stepper.spec, (lengths + 7)[:, None], np.float32)
+    wrong = stepper.step([1, 2, 3])
+    assert np.abs(wrong["logits"] - out["logits"]).max() > 1e-2
 
 
 def test_max_seq_len_override_gives_the_same_logits(tmp_path):

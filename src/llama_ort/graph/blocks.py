@@ -22,9 +22,12 @@ class AttentionState:
     step_tokens: str  # [B]: S, counted on the device from input_ids
     seqlens_k: str  # int32 [B]: tokens in the cache after this step, minus one
     total_sequence_length: str  # int32 scalar: the longest row's total length
-    cos_cache: str  # [context_length, D/2]
+    cos_cache: str  # [positions, D/2]: GroupQueryAttention's tables, or the rows that position_ids index
     sin_cache: str
-    position_ids: str | None = None  # int64 [B, S], for targets that rotate outside GroupQueryAttention
+    position_ids: str | None = None  # int64, where Q and K are rotated outside GroupQueryAttention
+    # The step's cos/sin come from the model's inputs, one row a token: rotate the B*S tokens as one sequence
+    # whose positions 0..B*S-1 index those rows (position_ids is then [0], the first position).
+    rotate_as_one_sequence: bool = False
 
 
 def rms_norm(b: GraphBuilder, w: Weights, x: str, weight: str, eps: float) -> str:
@@ -54,7 +57,7 @@ def attention(b: GraphBuilder, w: Weights, target: Target, spec: ModelSpec, i: i
         if target.packed_qkv:
             q = w.linear(b, x, [proj("q"), proj("k"), proj("v")], f"layers.{i}.attn.qkv")  # [B, S, (Hq + 2 Hkv) D]
             k = v = None
-            if not target.fused_rotary:  # the separate rotary op needs Q and K apart
+            if state.position_ids is not None:  # the separate rotary op needs Q and K apart
                 q, k, v = b.op("Split", q, b.const([spec.q_size, spec.kv_size, spec.kv_size]), axis=-1, outputs=3,
                                name="qkv_split")
         else:
@@ -62,14 +65,12 @@ def attention(b: GraphBuilder, w: Weights, target: Target, spec: ModelSpec, i: i
             k = w.linear(b, x, [proj("k")], f"layers.{i}.attn.k")  # [B, S, Hkv D]
             v = w.linear(b, x, [proj("v")], f"layers.{i}.attn.v")
         rotary = {}
-        if target.fused_rotary:
+        if state.position_ids is None:
             rotary = dict(do_rotary=1, rotary_interleaved=0)
             tables = (state.cos_cache, state.sin_cache)
         else:
-            q = b.op("RotaryEmbedding", q, state.position_ids, state.cos_cache, state.sin_cache, name="q_rotary",
-                     domain=MS_DOMAIN, num_heads=spec.num_heads, interleaved=0)
-            k = b.op("RotaryEmbedding", k, state.position_ids, state.cos_cache, state.sin_cache, name="k_rotary",
-                     domain=MS_DOMAIN, num_heads=spec.num_kv_heads, interleaved=0)
+            q = rotate(b, q, state, spec.num_heads, spec.head_dim, "q_rotary")
+            k = rotate(b, k, state, spec.num_kv_heads, spec.head_dim, "k_rotary")
             tables = ()
         out = b.value_name("gqa")
         b.op("GroupQueryAttention", q, k, v, past_key, past_value, state.seqlens_k, state.total_sequence_length,
@@ -77,6 +78,18 @@ def attention(b: GraphBuilder, w: Weights, target: Target, spec: ModelSpec, i: i
              num_heads=spec.num_heads, kv_num_heads=spec.num_kv_heads, scale=spec.head_dim ** -0.5,
              local_window_size=spec.extra.get("sliding_window") or -1, **rotary)
         return w.linear(b, out, [proj("o")], f"layers.{i}.attn.o_proj")  # [B, S, H]
+
+
+def rotate(b: GraphBuilder, x: str, state: AttentionState, num_heads: int, head_dim: int, name: str) -> str:
+    """Rotary embeddings on x [B, S, heads D] with com.microsoft.RotaryEmbedding, outside GroupQueryAttention."""
+    rows = x
+    if state.rotate_as_one_sequence:
+        rows = b.op("Reshape", x, b.const([1, -1, num_heads * head_dim]))  # [1, B S, heads D]
+    rotated = b.op("RotaryEmbedding", rows, state.position_ids, state.cos_cache, state.sin_cache, name=name,
+                   domain=MS_DOMAIN, num_heads=num_heads, interleaved=0)
+    if state.rotate_as_one_sequence:
+        rotated = b.op("Reshape", rotated, b.op("Shape", x), name=name)
+    return rotated
 
 
 def mlp(b: GraphBuilder, w: Weights, target: Target, i: int, x: str) -> str:

@@ -104,9 +104,10 @@ def lm_head(b: GraphBuilder, w: Weights, spec: ModelSpec, x: str, all_logits: bo
     return b.op("Reshape", logits, shape, name="logits")
 
 
-def attention_state(b: GraphBuilder, spec: ModelSpec, target: Target, input_ids: str, mask: str,
-                    dtype: np.dtype) -> tuple[AttentionState, str]:
-    """Sequence lengths and rotary tables for every layer, and the next step's attention mask."""
+def attention_state(b: GraphBuilder, spec: ModelSpec, target: Target, input_ids: str, mask: str, dtype: np.dtype,
+                    rotary_inputs: tuple[str, str] | None) -> tuple[AttentionState, dict[str, str]]:
+    """Sequence lengths and rotary embeddings for every layer, and the step's outputs for the next step by name:
+    the attention mask, and with rotary_inputs (the step's cos and sin) the next position's cos and sin."""
     index = b.index_dtype
     lens = b.op("ReduceSum", mask, b.const([1]), keepdims=0, name="lengths")  # [B]
     seqlens_k = b.op("Cast", b.op("Sub", lens, b.const(1, index)), to=TensorProto.INT32, name="seqlens_k")
@@ -123,16 +124,20 @@ def attention_state(b: GraphBuilder, spec: ModelSpec, target: Target, input_ids:
         total = b.op("ReduceMax", lens, keepdims=0)
     total = b.op("Cast", total, to=TensorProto.INT32, name="total_sequence_length")
     cos, sin = cos_sin_tables(spec, spec.context_length, dtype)
-    position_ids = None
-    if not target.fused_rotary:
+    cos_table, sin_table = b.weights.add("rotary.cos_cache", cos), b.weights.add("rotary.sin_cache", sin)
+    tables, position_ids = (cos_table, sin_table), None
+    if rotary_inputs:
+        tables = [b.op("Reshape", t, b.const([-1, spec.head_dim // 2]), name="step_rotary") for t in rotary_inputs]
+        position_ids = b.const([0])
+    elif not target.fused_rotary:
         # positions of this step's tokens: past + 0..S-1, with past = max(lengths - S, 0) (0 for a padded prompt)
         seq_len = b.op("Squeeze", b.op("Shape", input_ids, start=1, end=2))
         past = b.op("Max", b.op("Sub", lens, b.op("Cast", seq_len, to=tensor_type(index))), b.const(0, index))
         steps = b.op("Unsqueeze", b.op("Range", b.const(0), seq_len, b.const(1)), b.const([0]))  # [1, S]
         position_ids = b.op("Add", b.op("Cast", b.op("Unsqueeze", past, b.const([1])), to=TensorProto.INT64), steps,
                             name="position_ids")  # [B, S]
-    state = AttentionState(input_ids, step_tokens, seqlens_k, total, b.weights.add("rotary.cos_cache", cos),
-                           b.weights.add("rotary.sin_cache", sin), position_ids)
+    state = AttentionState(input_ids, step_tokens, seqlens_k, total, *tables, position_ids,
+                           rotate_as_one_sequence=rotary_inputs is not None)
     # A row's ones are contiguous from 0, so the next step's mask is the mask OR itself shifted right by one:
     # one more position per row, computed on the device from device data alone (in float: WebGPU slices
     # no integers).
@@ -140,7 +145,13 @@ def attention_state(b: GraphBuilder, spec: ModelSpec, target: Target, input_ids:
     first = b.op("Slice", ones, b.const([0]), b.const([1]), b.const([1]))
     shifted = b.op("Concat", first, b.op("Slice", ones, b.const([0]), b.const([-1]), b.const([1])), axis=1)
     next_mask = b.op("Cast", b.op("Max", ones, shifted), to=tensor_type(b.index_dtype), name="next_mask")
-    return state, next_mask
+    outputs = {io.NEXT_ATTENTION_MASK: next_mask}
+    if rotary_inputs:
+        # Each row's next token sits at position lens (clamped: a full cache has no next step).
+        next_position = b.op("Min", lens, b.const([spec.context_length - 1], index))
+        for output, table in ((io.NEXT_COS, cos_table), (io.NEXT_SIN, sin_table)):
+            outputs[output] = b.op("Unsqueeze", b.op("Gather", table, next_position), b.const([1]), name=f"step_{output}")
+    return state, outputs
 
 
 def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_read=None) -> io.Manifest:
@@ -163,7 +174,11 @@ def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_
         for i in range(spec.num_layers):
             b.input(io.past_key(i), dtype, cache_shape)
             b.input(io.past_value(i), dtype, cache_shape)
-        state, next_mask = attention_state(b, spec, target, input_ids, mask, dtype)
+        rotary_inputs = None
+        if options.layout == "merged":  # the seed's model: rotary embeddings in and out of every step
+            rotary_shape = [io.BATCH, io.SEQ_LEN, spec.head_dim // 2]
+            rotary_inputs = (b.input(io.COS, dtype, rotary_shape), b.input(io.SIN, dtype, rotary_shape))
+        state, step_outputs = attention_state(b, spec, target, input_ids, mask, dtype, rotary_inputs)
 
         outputs = [io.LOGITS, io.NEXT_TOKEN] + [n for i in range(spec.num_layers)
                                                  for n in (io.present_key(i), io.present_value(i))]
@@ -183,12 +198,16 @@ def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_
             is_prompt = b.op("Greater", seq_len, b.const([1], seq_len_dtype(target)), name="is_prompt")
             b.op("If", is_prompt, outputs=outputs, name="decoder_or_decoder_with_past",
                  then_branch=branches[0], else_branch=branches[1])
-        b.op("Identity", next_mask, outputs=[io.NEXT_ATTENTION_MASK])
+        for name, value in step_outputs.items():
+            b.op("Identity", value, outputs=[name])
 
         logits_shape = [io.BATCH, io.SEQ_LEN, spec.vocab_size] if options.all_logits else [io.BATCH, spec.vocab_size]
         b.output(io.LOGITS, np.float32, logits_shape)
         b.output(io.NEXT_TOKEN, np.int64, [io.BATCH, io.SEQ_LEN] if options.all_logits else [io.BATCH])
         b.output(io.NEXT_ATTENTION_MASK, index, [io.BATCH, io.MAX_SEQ_LEN])
+        if rotary_inputs:
+            for name in (io.NEXT_COS, io.NEXT_SIN):
+                b.output(name, dtype, [io.BATCH, 1, spec.head_dim // 2])
         for i in range(spec.num_layers):
             b.output(io.present_key(i), dtype, cache_shape)
             b.output(io.present_value(i), dtype, cache_shape)
@@ -197,7 +216,7 @@ def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_
 
     manifest = io.Manifest(model_file=model_file, target=options.target, precision=options.precision,
                            layout=options.layout, spec=spec.to_dict(), kv_dtype=dtype.name,
-                           index_dtype=index.name,
+                           index_dtype=index.name, rotary_io=rotary_inputs is not None,
                            all_logits=options.all_logits,
                            quantization=options.quant.to_dict() if options.precision == "int4" else {})
     model = make_model(b.graph(store.initializers), {"llama_ort.spec": json.dumps(spec.to_dict()),

@@ -1,4 +1,8 @@
-"""Rotary position embedding tables, computed once at build time from the model's rope parameters."""
+"""Rotary position embeddings, computed in float64 from the model's rope parameters.
+
+The same function gives the tables the graph holds and the values the runtime feeds a prompt, so the two
+agree bit for bit.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,23 @@ def inverse_frequencies(spec: ModelSpec) -> np.ndarray:
     return inv_freq if spec.rope_scaling is None else spec.rope_scaling.scale_inv_freq(inv_freq)
 
 
-def cos_sin_tables(spec: ModelSpec, num_positions: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """cos and sin, each [num_positions, head_dim / 2]: the caches GroupQueryAttention rotates with."""
-    angles = np.outer(np.arange(num_positions, dtype=np.float64), inverse_frequencies(spec))
+def rotary_embeddings(spec: ModelSpec, positions: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of the given positions, each [*positions.shape, head_dim / 2]."""
+    angles = np.asarray(positions, np.float64)[..., None] * inverse_frequencies(spec)
     return np.cos(angles).astype(dtype), np.sin(angles).astype(dtype)
+
+
+def cos_sin_tables(spec: ModelSpec, num_positions: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin, each [num_positions, head_dim / 2]: the caches GroupQueryAttention rotates with."""
+    return rotary_embeddings(spec, np.arange(num_positions), dtype)
+
+
+def prompt_positions(rows: list[int], lengths: list[int]) -> np.ndarray:
+    """[batch, longest row] int64: the position of each token fed this step.
+
+    rows[b] tokens are fed to row b, which then holds lengths[b] positions, so its new tokens sit at
+    lengths[b] - rows[b] onwards. Padding after a row's tokens gets the positions that follow (never read).
+    """
+    longest = max(rows)
+    starts = np.array(lengths, np.int64) - np.array(rows, np.int64)
+    return starts[:, None] + np.arange(longest, dtype=np.int64)

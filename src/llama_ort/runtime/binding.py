@@ -1,8 +1,8 @@
 """The decoder's inputs and outputs for one generation: allocated once on the device and bound once.
 
 Between two greedy steps nothing moves but the next token ids: the KV cache is updated in place, the
-attention mask goes from one step to the next on the device, and input_ids is the next_token buffer itself
-where the two have one type. (Where input_ids is int32, as for webgpu, and next_token int64, the ids are
+attention mask (and in the merged layout the rotary embeddings) goes from one step to the next on the device,
+and input_ids is the next_token buffer itself where the two have one type. (Where input_ids is int32, as for webgpu, and next_token int64, the ids are
 downloaded and uploaded: a few bytes a row.)
 """
 
@@ -12,6 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .. import model_format as io
+from ..graph.rope import prompt_positions, rotary_embeddings
 from .kv_cache import KVCache
 from .pad import Padder
 from .session import Model
@@ -38,6 +39,12 @@ class DecoderBinding:
         self.step_ids = None  # else a decode step's input_ids [batch, 1] has a buffer of its own
         if not self.is_argmax_next_input:
             self.step_ids = model.allocate((batch, 1), self.index_dtype, on_host=not tokens_on_device)
+        # The seed's rotary contract (merged layout): like the masks, cos/sin [batch, 1, head_dim / 2] of the next
+        # position go from one step to the next on the device, in a pair of buffers each.
+        self.rotary = None
+        if model.manifest.rotary_io:
+            shape = (batch, 1, model.spec.head_dim // 2)
+            self.rotary = [[model.allocate(shape, model.kv_dtype) for _ in (io.COS, io.SIN)] for _ in range(2)]
         self.bindings = [model.session.io_binding() for _ in range(2)]
         self.turn = 0  # the binding the next step runs
         # One CUDA graph per binding: each keeps the same buffers from step to step, as replay needs.
@@ -59,11 +66,16 @@ class DecoderBinding:
         for b, (row, length) in enumerate(zip(rows, lengths)):
             ids[b, : len(row)] = row
             mask[b, :length] = 1
-        self.masks[self.turn].update_inplace(mask)
-        binding = self.bindings[self.turn]
+        t = self.turn
+        self.masks[t].update_inplace(mask)
+        binding = self.bindings[t]
         binding.bind_cpu_input(io.INPUT_IDS, ids)
+        if self.rotary:
+            positions = prompt_positions([len(row) for row in rows], lengths)
+            for name, value in zip((io.COS, io.SIN), rotary_embeddings(self.model.spec, positions, self.model.kv_dtype)):
+                binding.bind_cpu_input(name, value)
         self._run(capture=False)  # a prompt's shape changes from run to run: never captured
-        self._bind_step_ids(binding)
+        self._bind_step_inputs(binding, t)
 
     def decode(self) -> None:
         """One token per row: the argmax of the last step, or what write_tokens put in its place."""
@@ -114,11 +126,19 @@ class DecoderBinding:
             binding.bind_ortvalue_output(io.NEXT_ATTENTION_MASK, self.masks[1 - t])
             binding.bind_ortvalue_output(io.LOGITS, self.logits)
             binding.bind_ortvalue_output(io.NEXT_TOKEN, self.next_token)
-            self._bind_step_ids(binding)
+            if self.rotary:
+                for name, value in zip((io.NEXT_COS, io.NEXT_SIN), self.rotary[1 - t]):
+                    binding.bind_ortvalue_output(name, value)
+            self._bind_step_inputs(binding, t)
 
-    def _bind_step_ids(self, binding: ort.IOBinding) -> None:
-        """input_ids [batch, 1] of a decode step is next_token [batch] read through another shape: the argmax of
-        one step is the next step's input where it lies. (The graph reads input_ids first, writes next_token last.)"""
+    def _bind_step_inputs(self, binding: ort.IOBinding, t: int) -> None:
+        """Bind a decode step's inputs, which the step before wrote on the device (a prompt binds its own).
+
+        input_ids [batch, 1] is next_token [batch] read through another shape: the argmax of one step is the next
+        step's input where it lies. (The graph reads input_ids first, writes next_token last.)"""
+        if self.rotary:
+            for name, value in zip((io.COS, io.SIN), self.rotary[t]):
+                binding.bind_ortvalue_input(name, value)
         if not self.is_argmax_next_input:
             binding.bind_ortvalue_input(io.INPUT_IDS, self.step_ids)
             return

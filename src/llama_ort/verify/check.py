@@ -9,6 +9,7 @@ from .. import model_format as io
 from ..checkpoint.base import Checkpoint
 from ..checkpoint.spec import ModelSpec
 from ..errors import LlamaOrtError
+from ..graph.rope import rotary_embeddings
 from .numpy_llama import last_logits
 
 PROMPT_LENGTH = 8
@@ -35,6 +36,9 @@ def prompt_logits(folder, ids: list[int]) -> np.ndarray:
     feeds = {io.INPUT_IDS: np.array([ids], index), io.ATTENTION_MASK: np.ones((1, len(ids)), index)}
     for i in range(spec.num_layers):
         feeds[io.past_key(i)] = feeds[io.past_value(i)] = cache
+    if manifest.rotary_io:
+        cos, sin = rotary_embeddings(spec, np.arange(len(ids))[None], manifest.kv_dtype)
+        feeds.update({io.COS: cos, io.SIN: sin})
     return session.run([io.LOGITS], feeds)[0][0]
 
 
