@@ -1,12 +1,12 @@
 """The chat page in headless Chromium (Debian's package, driven by Playwright): a conversation streams in,
-the stop button stops it, a refused turn shows why, and nothing is loaded from another host. Leaves a screenshot
-in docs/images/."""
+the stop button stops it, a refused turn shows why, and nothing is loaded from another host. With
+LLAMA_ORT_SCREENSHOT=1 it retakes docs/images/chat-page.png."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
-import os
 from pathlib import Path
 
 import httpx
