@@ -108,8 +108,17 @@ class LlamaOrt(Peer):
     name = "llama-ort"
 
     def variants(self, precisions, workload):
-        flavors = ["", "cuda graph"] if workload.device == "cuda" else [""]
-        return [(Variant(self.name, p, flavor, target=workload.device), None) for p in precisions for flavor in flavors]
+        if workload.device != "cuda":
+            return [(Variant(self.name, p, target=workload.device), None) for p in precisions]
+        # On a GPU, also the portable path: the webgpu model (the seed's merged layout) on the same card.
+        webgpu_missing = None
+        if importlib.util.find_spec("onnxruntime_ep_webgpu") is None:
+            webgpu_missing = "the WebGPU plugin is not installed (pip install onnxruntime-ep-webgpu)"
+        found = []
+        for p in precisions:
+            found += [(Variant(self.name, p, "", "cuda"), None), (Variant(self.name, p, "cuda graph", "cuda"), None),
+                      (Variant(self.name, p, "webgpu", "webgpu"), webgpu_missing)]
+        return found
 
     def custom_variant(self, spec: str, workload: Workload) -> Variant:
         """`"int4 --block-size 128"`: a precision, then more `llama-ort optimize` arguments."""
@@ -126,7 +135,8 @@ class LlamaOrt(Peer):
                 "--cache-dir", str(scratch), *variant.build_args]
 
     def open(self, variant, inputs, workload):
-        return LlamaOrtRunner(Path(inputs.built), workload, graph=variant.flavor == "cuda graph")
+        provider = "webgpu" if variant.target == "webgpu" else workload.device
+        return LlamaOrtRunner(Path(inputs.built), workload, provider, graph=variant.flavor == "cuda graph")
 
 
 class LlamaOrtRunner:
@@ -135,10 +145,10 @@ class LlamaOrtRunner:
 
     max_batch = None
 
-    def __init__(self, folder: Path, workload: Workload, graph: bool = False):
+    def __init__(self, folder: Path, workload: Workload, provider: str, graph: bool = False):
         from ..runtime import load_model
 
-        self.model = load_model(folder, workload.device, max_seq_len=workload.max_seq_len(), graph=graph,
+        self.model = load_model(folder, provider, max_seq_len=workload.max_seq_len(), graph=graph,
                                 threads=workload.threads)
 
     def generate(self, prompts, new_tokens):
