@@ -1,7 +1,9 @@
 """The same generations on a GPU provider as on the CPU (run with -m gpu where cuda or webgpu is installed).
 
-The model is built for the provider's target in fp32 and run on both, so greedy tokens should agree; where
-a near tie flips one, the assertion shows the first difference of each row.
+The model is built for the provider's target and run on both: in fp32 for webgpu; in fp16 for cuda, whose
+GroupQueryAttention has no fp32 kernel (an fp32 model would leave it to the CPU). fp16 sums in another order
+on each provider, so there the rows must agree on their first FP16_AGREEMENT tokens, where a near tie is
+unlikely; the assertion shows the first difference of each row.
 """
 
 import importlib.util
@@ -19,7 +21,9 @@ pytestmark = pytest.mark.gpu
 
 AVAILABLE = {"cuda": "CUDAExecutionProvider" in ort.get_available_providers(),
              "webgpu": importlib.util.find_spec("onnxruntime_ep_webgpu") is not None}
+PRECISION = {"cuda": "fp16", "webgpu": "fp32"}
 GREEDY = GenerateOptions(max_new_tokens=64, ignore_eos=True, padding=16)
+FP16_AGREEMENT = 32
 
 
 def first_difference(a, b):
@@ -28,12 +32,17 @@ def first_difference(a, b):
 
 @pytest.fixture(params=list(AVAILABLE))
 def provider_model(request, tiny, tmp_path_factory):
-    """(provider, model folder built for its target in fp32)."""
+    """(provider, model folder built for its target)."""
     if not AVAILABLE[request.param]:
         pytest.skip(f"{request.param} is not installed")
-    folder = tmp_path_factory.mktemp(f"{request.param}-fp32")
-    build_model(tiny.checkpoint, folder, BuildOptions(target=request.param, precision="fp32"))
+    precision = PRECISION[request.param]
+    folder = tmp_path_factory.mktemp(f"{request.param}-{precision}")
+    build_model(tiny.checkpoint, folder, BuildOptions(target=request.param, precision=precision))
     return request.param, folder
+
+
+def agreeing(rows: list[list[int]], provider: str) -> list[list[int]]:
+    return [row[:FP16_AGREEMENT] for row in rows] if PRECISION[provider] == "fp16" else rows
 
 
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
@@ -42,10 +51,10 @@ def test_greedy_on_the_gpu_matches_the_cpu(provider_model, mode):
     max_seq_len = 128 if mode == "static" else None
     cpu = load_model(folder, max_seq_len=max_seq_len)
     gpu = load_model(folder, provider, max_seq_len=max_seq_len)
-    expected = [generate_ids(cpu, [p], GREEDY)[0] for p in PROMPTS]
+    expected = agreeing([generate_ids(cpu, [p], GREEDY)[0] for p in PROMPTS], provider)
     alone = [generate_ids(gpu, [p], GREEDY)[0] for p in PROMPTS]
-    assert [first_difference(a, b) for a, b in zip(expected, alone)] == [None] * len(PROMPTS)
-    assert generate_ids(gpu, PROMPTS, GREEDY) == alone
+    assert [first_difference(a, b) for a, b in zip(expected, agreeing(alone, provider))] == [None] * len(PROMPTS)
+    assert agreeing(generate_ids(gpu, PROMPTS, GREEDY), provider) == agreeing(alone, provider)
 
 
 def test_sampling_on_the_gpu_matches_the_cpu(provider_model):
@@ -53,7 +62,8 @@ def test_sampling_on_the_gpu_matches_the_cpu(provider_model):
     options = GenerateOptions(max_new_tokens=40, ignore_eos=True,
                               sampling=SamplingParams(temperature=1.0, top_k=40, seed=3))
     cpu = generate_ids(load_model(folder, max_seq_len=64), PROMPTS[:2], options)
-    assert generate_ids(load_model(folder, provider, max_seq_len=64), PROMPTS[:2], options) == cpu
+    gpu = generate_ids(load_model(folder, provider, max_seq_len=64), PROMPTS[:2], options)
+    assert agreeing(gpu, provider) == agreeing(cpu, provider)
 
 
 def test_cuda_graph_decode_matches_the_uncaptured_session(provider_model):

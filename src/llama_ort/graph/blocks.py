@@ -22,12 +22,15 @@ class AttentionState:
     step_tokens: str  # [B]: S, counted on the device from input_ids
     seqlens_k: str  # int32 [B]: tokens in the cache after this step, minus one
     total_sequence_length: str  # int32 scalar: the longest row's total length
-    cos_cache: str  # [positions, D/2]: GroupQueryAttention's tables, or the rows that position_ids index
-    sin_cache: str
-    position_ids: str | None = None  # int64, where Q and K are rotated outside GroupQueryAttention
-    # The step's cos/sin come from the model's inputs, one row a token: rotate the B*S tokens as one sequence
-    # whose positions 0..B*S-1 index those rows (position_ids is then [0], the first position).
-    rotate_as_one_sequence: bool = False
+    # How Q and K get their rotary embeddings:
+    # "fused": GroupQueryAttention rotates them (do_rotary) from the cos/sin tables [positions, D/2] by position;
+    # "op": com.microsoft.RotaryEmbedding does, from the same tables at position_ids (int64 [B, S]);
+    # "fed": plain arithmetic with the step's own cos/sin, the model's inputs, as [B, S, 1, D] factors: cos twice,
+    #        and sin with its first half negated, so that x * cos + swap_halves(x) * sin is the rotation.
+    rotary: str
+    cos: str
+    sin: str
+    position_ids: str | None = None
 
 
 def rms_norm(b: GraphBuilder, w: Weights, x: str, weight: str, eps: float) -> str:
@@ -57,7 +60,7 @@ def attention(b: GraphBuilder, w: Weights, target: Target, spec: ModelSpec, i: i
         if target.packed_qkv:
             q = w.linear(b, x, [proj("q"), proj("k"), proj("v")], f"layers.{i}.attn.qkv")  # [B, S, (Hq + 2 Hkv) D]
             k = v = None
-            if state.position_ids is not None:  # the separate rotary op needs Q and K apart
+            if state.rotary != "fused":  # rotating outside attention needs Q and K apart
                 q, k, v = b.op("Split", q, b.const([spec.q_size, spec.kv_size, spec.kv_size]), axis=-1, outputs=3,
                                name="qkv_split")
         else:
@@ -65,9 +68,9 @@ def attention(b: GraphBuilder, w: Weights, target: Target, spec: ModelSpec, i: i
             k = w.linear(b, x, [proj("k")], f"layers.{i}.attn.k")  # [B, S, Hkv D]
             v = w.linear(b, x, [proj("v")], f"layers.{i}.attn.v")
         rotary = {}
-        if state.position_ids is None:
+        if state.rotary == "fused":
             rotary = dict(do_rotary=1, rotary_interleaved=0)
-            tables = (state.cos_cache, state.sin_cache)
+            tables = (state.cos, state.sin)
         else:
             q = rotate(b, q, state, spec.num_heads, spec.head_dim, "q_rotary")
             k = rotate(b, k, state, spec.num_kv_heads, spec.head_dim, "k_rotary")
@@ -81,15 +84,16 @@ def attention(b: GraphBuilder, w: Weights, target: Target, spec: ModelSpec, i: i
 
 
 def rotate(b: GraphBuilder, x: str, state: AttentionState, num_heads: int, head_dim: int, name: str) -> str:
-    """Rotary embeddings on x [B, S, heads D] with com.microsoft.RotaryEmbedding, outside GroupQueryAttention."""
-    rows = x
-    if state.rotate_as_one_sequence:
-        rows = b.op("Reshape", x, b.const([1, -1, num_heads * head_dim]))  # [1, B S, heads D]
-    rotated = b.op("RotaryEmbedding", rows, state.position_ids, state.cos_cache, state.sin_cache, name=name,
-                   domain=MS_DOMAIN, num_heads=num_heads, interleaved=0)
-    if state.rotate_as_one_sequence:
-        rotated = b.op("Reshape", rotated, b.op("Shape", x), name=name)
-    return rotated
+    """Rotary embeddings on x [B, S, heads D], outside GroupQueryAttention."""
+    if state.rotary == "op":
+        return b.op("RotaryEmbedding", x, state.position_ids, state.cos, state.sin, name=name, domain=MS_DOMAIN,
+                    num_heads=num_heads, interleaved=0)
+    with b.scope(name):
+        heads = b.op("Reshape", x, b.const([0, 0, num_heads, head_dim]))  # [B, S, heads, D]
+        first, second = b.op("Split", heads, axis=-1, num_outputs=2, outputs=2)
+        swapped = b.op("Concat", second, first, axis=-1)
+        rotated = b.op("Add", b.op("Mul", heads, state.cos), b.op("Mul", swapped, state.sin))
+        return b.op("Reshape", rotated, b.const([0, 0, num_heads * head_dim]), name="rotated")
 
 
 def mlp(b: GraphBuilder, w: Weights, target: Target, i: int, x: str) -> str:

@@ -125,19 +125,20 @@ def attention_state(b: GraphBuilder, spec: ModelSpec, target: Target, input_ids:
     total = b.op("Cast", total, to=TensorProto.INT32, name="total_sequence_length")
     cos, sin = cos_sin_tables(spec, spec.context_length, dtype)
     cos_table, sin_table = b.weights.add("rotary.cos_cache", cos), b.weights.add("rotary.sin_cache", sin)
-    tables, position_ids = (cos_table, sin_table), None
+    rotary, factors, position_ids = "fused" if target.fused_rotary else "op", (cos_table, sin_table), None
     if rotary_inputs:
-        tables = [b.op("Reshape", t, b.const([-1, spec.head_dim // 2]), name="step_rotary") for t in rotary_inputs]
-        position_ids = b.const([0])
-    elif not target.fused_rotary:
+        rotary, (cos_in, sin_in) = "fed", rotary_inputs
+        factors = [b.op("Unsqueeze", b.op("Concat", first, second, axis=-1), b.const([2]), name=name)
+                   for first, second, name in ((cos_in, cos_in, "step_cos"),
+                                               (b.op("Neg", sin_in), sin_in, "step_sin"))]  # [B, S, 1, D]
+    elif rotary == "op":
         # positions of this step's tokens: past + 0..S-1, with past = max(lengths - S, 0) (0 for a padded prompt)
         seq_len = b.op("Squeeze", b.op("Shape", input_ids, start=1, end=2))
         past = b.op("Max", b.op("Sub", lens, b.op("Cast", seq_len, to=tensor_type(index))), b.const(0, index))
         steps = b.op("Unsqueeze", b.op("Range", b.const(0), seq_len, b.const(1)), b.const([0]))  # [1, S]
         position_ids = b.op("Add", b.op("Cast", b.op("Unsqueeze", past, b.const([1])), to=TensorProto.INT64), steps,
                             name="position_ids")  # [B, S]
-    state = AttentionState(input_ids, step_tokens, seqlens_k, total, *tables, position_ids,
-                           rotate_as_one_sequence=rotary_inputs is not None)
+    state = AttentionState(input_ids, step_tokens, seqlens_k, total, rotary, *factors, position_ids)
     # A row's ones are contiguous from 0, so the next step's mask is the mask OR itself shifted right by one:
     # one more position per row, computed on the device from device data alone (in float: WebGPU slices
     # no integers).
