@@ -2,8 +2,9 @@
 
 Between two greedy steps nothing moves but the next token ids: the KV cache is updated in place, the
 attention mask (and in the merged layout the rotary embeddings) goes from one step to the next on the device,
-and input_ids is the next_token buffer itself where the two have one type. (Where input_ids is int32, as for webgpu, and next_token int64, the ids are
-downloaded and uploaded: a few bytes a row.)
+and input_ids is the next_token buffer itself where the two have one type. (Where input_ids is int32, as for
+webgpu, and next_token int64, or where decode steps are CUDA graphs, the ids are downloaded and uploaded: a
+few bytes a row.)
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ class DecoderBinding:
         tokens_on_device = model.provider.tokens_on_device
         self.next_token = model.allocate((batch,), model.next_token_dtype, on_host=not tokens_on_device)
         self.token_device = (model.provider.device_type, model.device_id) if tokens_on_device else ("cpu", 0)
-        self.is_argmax_next_input = model.next_token_dtype == self.index_dtype
+        # With CUDA graphs, onnxruntime runs a graph's first step up to three times over (warm-up runs, then the
+        # capture) with the same bindings: an input_ids that aliases next_token would advance on each run. There
+        # the ids go through a buffer of their own, written from the host (a few bytes a row), as for webgpu.
+        self.is_argmax_next_input = model.next_token_dtype == self.index_dtype and not model.graph
         self.step_ids = None  # else a decode step's input_ids [batch, 1] has a buffer of its own
         if not self.is_argmax_next_input:
             self.step_ids = model.allocate((batch, 1), self.index_dtype, on_host=not tokens_on_device)
