@@ -176,7 +176,7 @@ def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_
             b.input(io.past_key(i), dtype, cache_shape)
             b.input(io.past_value(i), dtype, cache_shape)
         rotary_inputs = None
-        if options.layout == "merged":  # the seed's model: rotary embeddings in and out of every step
+        if options.layout == "merged" and target.rotary_io:  # the seed's model: rotary in and out of every step
             rotary_shape = [io.BATCH, io.SEQ_LEN, spec.head_dim // 2]
             rotary_inputs = (b.input(io.COS, dtype, rotary_shape), b.input(io.SIN, dtype, rotary_shape))
         state, step_outputs = attention_state(b, spec, target, input_ids, mask, dtype, rotary_inputs)
