@@ -14,7 +14,7 @@ from collections.abc import Callable
 from .. import __version__
 from ..errors import LlamaOrtError
 
-COMMANDS = ("info", "download", "optimize", "generate", "chat", "serve", "make-random", "bench")
+COMMANDS = ("info", "download", "optimize", "verify", "eval", "generate", "chat", "serve", "make-random", "bench")
 
 
 class Parser(argparse.ArgumentParser):

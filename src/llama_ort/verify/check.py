@@ -17,8 +17,8 @@ PROMPT_LENGTH = 8
 MIN_COSINE = {"fp32": 0.99999, "fp16": 0.999, "int4": 0.95}
 
 
-def prompt_ids(spec: ModelSpec) -> list[int]:
-    return [int(t) for t in np.random.default_rng(0).integers(0, spec.vocab_size, PROMPT_LENGTH)]
+def prompt_ids(spec: ModelSpec, seed: int = 0) -> list[int]:
+    return [int(t) for t in np.random.default_rng(seed).integers(0, spec.vocab_size, PROMPT_LENGTH)]
 
 
 def prompt_logits(folder, ids: list[int]) -> np.ndarray:
@@ -42,16 +42,28 @@ def prompt_logits(folder, ids: list[int]) -> np.ndarray:
     return session.run([io.LOGITS], feeds)[0][0]
 
 
-def verify_model(checkpoint: Checkpoint, folder) -> dict:
-    """A report of how close the built model is to the reference; raises if it is too far."""
+def compare(checkpoint: Checkpoint, folder, seed: int = 0) -> dict:
+    """The built model's last-token logits for one random prompt against the float64 numpy forward pass."""
     manifest = io.Manifest.load(folder)
-    ids = prompt_ids(checkpoint.spec)
+    built, source = ModelSpec.from_dict(manifest.spec), checkpoint.spec
+    shape = lambda spec: (spec.hidden_size, spec.num_heads, spec.num_kv_heads, spec.vocab_size)  # noqa: E731
+    if shape(built) != shape(source):
+        raise LlamaOrtError(f"{folder}: was not built from {checkpoint.path} (hidden size, heads or vocabulary "
+                            f"differ): give the checkpoint it was built from")
+    ids = prompt_ids(checkpoint.spec, seed)
     expected = last_logits(checkpoint, ids, num_layers=manifest.spec["num_layers"])
     logits = prompt_logits(folder, ids).astype(np.float64)
     actual = logits[-1] if manifest.all_logits else logits
     cosine = float(actual @ expected / (np.linalg.norm(actual) * np.linalg.norm(expected)))
-    report = {"prompt_ids": ids, "max_abs_diff": float(np.abs(actual - expected).max()), "cosine": cosine,
-              "same_argmax": bool(actual.argmax() == expected.argmax()), "precision": manifest.precision}
+    return {"prompt_ids": ids, "max_abs_diff": float(np.abs(actual - expected).max()), "cosine": cosine,
+            "same_argmax": bool(actual.argmax() == expected.argmax()), "precision": manifest.precision}
+
+
+def verify_model(checkpoint: Checkpoint, folder) -> dict:
+    """A report of how close the built model is to the reference; raises if it is too far."""
+    manifest = io.Manifest.load(folder)
+    report = compare(checkpoint, folder)
+    cosine = report["cosine"]
     if cosine < MIN_COSINE[manifest.precision]:
         raise LlamaOrtError(f"verify: the built {manifest.precision} model disagrees with the checkpoint "
                             f"(cosine {cosine:.5f} < {MIN_COSINE[manifest.precision]}); this is a bug: please report it")
