@@ -31,9 +31,6 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = QuantOptions()
     group.add_argument("--block-size", type=int, default=defaults.block_size,
                        help=f"int4: weights per quantization block, 16 to 256 (default: {defaults.block_size})")
-    group.add_argument("--mlp-block-size", type=int, default=None,
-                       help="int4: another block size for the MLP projections and lm_head, e.g. 128: faster "
-                            "on the CPU, less accurate (default: --block-size everywhere)")
     group.add_argument("--zero-points", action="store_true",
                        help="int4: min/max blocks with float zero points: more accurate (lossless on GGUF Q4_1), "
                             "but about 20x slower on the CPU provider (default: symmetric blocks)")
@@ -50,8 +47,7 @@ def build_options(args: argparse.Namespace):
     from ..graph.llama import BuildOptions
 
     precision = args.precision or ("fp32" if args.target == "cpu" else "fp16")
-    quant = QuantOptions(block_size=args.block_size, mlp_block_size=args.mlp_block_size,
-                         symmetric=not args.zero_points, accuracy_level=args.accuracy_level,
-                         quantize_lm_head=not args.float_lm_head)
+    quant = QuantOptions(block_size=args.block_size, symmetric=not args.zero_points,
+                         accuracy_level=args.accuracy_level, quantize_lm_head=not args.float_lm_head)
     return BuildOptions(target=args.target, precision=precision, layout=args.layout, quant=quant,
                         all_logits=args.all_logits, num_layers=args.num_layers)

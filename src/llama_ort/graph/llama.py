@@ -29,7 +29,6 @@ from .target import LAYOUTS, Target, get_target
 from .weights import QuantOptions, Weights
 
 MODEL_FILES = {"merged": "decoder_model_merged.onnx", "single": "decoder_model.onnx"}
-BLOCK_SIZES = (16, 32, 64, 128, 256)  # MatMulNBits': powers of two from 16
 
 
 @dataclass(frozen=True)
@@ -47,9 +46,8 @@ class BuildOptions:
         layout = self.layout or target.default_layout
         if layout not in LAYOUTS:
             raise LlamaOrtError(f"--layout: unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
-        for flag, size in (("--block-size", self.quant.block_size), ("--mlp-block-size", self.quant.mlp_block_size)):
-            if size is not None and size not in BLOCK_SIZES:
-                raise LlamaOrtError(f"{flag}: {size} is not one of {', '.join(map(str, BLOCK_SIZES))}")
+        if self.quant.block_size not in (16, 32, 64, 128, 256):
+            raise LlamaOrtError(f"--block-size: {self.quant.block_size} is not one of 16, 32, 64, 128, 256")
         return dataclasses.replace(self, layout=layout)
 
     def to_dict(self) -> dict:

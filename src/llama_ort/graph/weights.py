@@ -25,14 +25,6 @@ class QuantOptions:
     symmetric: bool = True
     accuracy_level: int = 4  # MatMulNBits: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 activations (CPU)
     quantize_lm_head: bool = True
-    # Larger blocks for the MLP projections (two thirds of a layer's weights) and lm_head than for attention:
-    # most of the speed of large blocks on the CPU for less of their error. None: block_size everywhere.
-    mlp_block_size: int | None = None
-
-    def block_size_for(self, weight: str) -> int:
-        """The block size of the canonical weight `weight`."""
-        is_mlp_or_head = ".mlp." in weight or weight in (canonical.LM_HEAD, canonical.EMBED)
-        return self.mlp_block_size if self.mlp_block_size and is_mlp_or_head else self.block_size
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,14 +67,13 @@ class Weights:
 
     def _matmul_nbits(self, b: GraphBuilder, x: str, key: str, names: list[str], out: str) -> str:
         q = self.quant
-        block_size = q.block_size_for(names[0])
         n = sum(canonical.expected_shape(name, self.spec)[0] for name in names)
         k = canonical.expected_shape(names[0], self.spec)[1]
         parts = {}
 
         def quantized(part: str):
             if not parts:
-                qw = quantize_int4(self.stacked(names), block_size, q.symmetric, self.dtype)
+                qw = quantize_int4(self.stacked(names), q.block_size, q.symmetric, self.dtype)
                 parts.update(int4=qw.packed, scales=qw.scales.reshape(-1), zero_points=qw.zero_points)
             return parts.pop(part)  # each part is written once, then let go
 
@@ -92,4 +83,4 @@ class Weights:
         if not q.symmetric:
             zero_points = b.weights.get(key + ".zero_points", lambda: quantized("zero_points").reshape(-1))
         return b.op("MatMulNBits", x, packed, scales, zero_points, name=out, domain=MS_DOMAIN,
-                    K=k, N=n, bits=4, block_size=block_size, accuracy_level=q.accuracy_level)
+                    K=k, N=n, bits=4, block_size=q.block_size, accuracy_level=q.accuracy_level)
