@@ -12,7 +12,7 @@ from llama_ort import model_format as io
 from llama_ort.checkpoint import names
 from llama_ort.checkpoint.memory import MemoryCheckpoint
 from llama_ort.checkpoint.spec import ModelSpec
-from llama_ort.graph.rope import prompt_positions, rotary_embeddings
+from llama_ort.graph.rope import prompt_rotary_feeds
 
 
 def random_checkpoint(spec: ModelSpec, seed: int = 0) -> MemoryCheckpoint:
@@ -99,8 +99,7 @@ class Stepper:
             self.cache[io.past_value(i)] = np.zeros(shape, dtype)
         if self.manifest.rotary_io:  # the prompt's are computed here; each step's come out of the one before
             lengths = [len(p) for p in prompts]
-            cos, sin = rotary_embeddings(self.spec, prompt_positions(lengths, lengths), dtype)
-            self.cache.update({io.COS: cos, io.SIN: sin})
+            self.cache.update(prompt_rotary_feeds(self.spec, lengths, lengths, dtype))
         return self._run(ids)
 
     def step(self, tokens: list[int]) -> dict:

@@ -135,8 +135,8 @@ class LlamaOrt(Peer):
                 "--cache-dir", str(scratch), *variant.build_args]
 
     def open(self, variant, inputs, workload):
-        provider = "webgpu" if variant.target == "webgpu" else workload.device
-        return LlamaOrtRunner(Path(inputs.built), workload, provider, graph=variant.flavor == "cuda graph")
+        # A target's model runs on the provider of the same name (cpu, cuda, webgpu).
+        return LlamaOrtRunner(Path(inputs.built), workload, variant.target, graph=variant.flavor == "cuda graph")
 
 
 class LlamaOrtRunner:

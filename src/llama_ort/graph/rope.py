@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import model_format as io
 from ..checkpoint.spec import ModelSpec
 
 
@@ -37,3 +38,10 @@ def prompt_positions(rows: list[int], lengths: list[int]) -> np.ndarray:
     longest = max(rows)
     starts = np.array(lengths, np.int64) - np.array(rows, np.int64)
     return starts[:, None] + np.arange(longest, dtype=np.int64)
+
+
+def prompt_rotary_feeds(spec: ModelSpec, rows: list[int], lengths: list[int], dtype) -> dict[str, np.ndarray]:
+    """The `cos` and `sin` inputs of a step that feeds rows[b] tokens to row b, which then holds lengths[b]
+    positions (a model with the seed's rotary inputs: docs/model-format.md)."""
+    cos, sin = rotary_embeddings(spec, prompt_positions(rows, lengths), dtype)
+    return {io.COS: cos, io.SIN: sin}

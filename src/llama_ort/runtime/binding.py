@@ -13,7 +13,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .. import model_format as io
-from ..graph.rope import prompt_positions, rotary_embeddings
+from ..graph.rope import prompt_rotary_feeds
 from .kv_cache import KVCache
 from .pad import Padder
 from .session import Model
@@ -75,8 +75,8 @@ class DecoderBinding:
         binding = self.bindings[t]
         binding.bind_cpu_input(io.INPUT_IDS, ids)
         if self.rotary:
-            positions = prompt_positions([len(row) for row in rows], lengths)
-            for name, value in zip((io.COS, io.SIN), rotary_embeddings(self.model.spec, positions, self.model.kv_dtype)):
+            feeds = prompt_rotary_feeds(self.model.spec, [len(row) for row in rows], lengths, self.model.kv_dtype)
+            for name, value in feeds.items():
                 binding.bind_cpu_input(name, value)
         self._run(capture=False)  # a prompt's shape changes from run to run: never captured
         self._bind_step_inputs(binding, t)

@@ -9,7 +9,7 @@ from .. import model_format as io
 from ..checkpoint.base import Checkpoint
 from ..checkpoint.spec import ModelSpec
 from ..errors import LlamaOrtError
-from ..graph.rope import rotary_embeddings
+from ..graph.rope import prompt_rotary_feeds
 from .numpy_llama import last_logits
 
 PROMPT_LENGTH = 8
@@ -37,17 +37,16 @@ def prompt_logits(folder, ids: list[int]) -> np.ndarray:
     for i in range(spec.num_layers):
         feeds[io.past_key(i)] = feeds[io.past_value(i)] = cache
     if manifest.rotary_io:
-        cos, sin = rotary_embeddings(spec, np.arange(len(ids))[None], manifest.kv_dtype)
-        feeds.update({io.COS: cos, io.SIN: sin})
+        feeds.update(prompt_rotary_feeds(spec, [len(ids)], [len(ids)], manifest.kv_dtype))
     return session.run([io.LOGITS], feeds)[0][0]
 
 
 def compare(checkpoint: Checkpoint, folder, seed: int = 0) -> dict:
     """The built model's last-token logits for one random prompt against the float64 numpy forward pass."""
     manifest = io.Manifest.load(folder)
-    built, source = ModelSpec.from_dict(manifest.spec), checkpoint.spec
-    shape = lambda spec: (spec.hidden_size, spec.num_heads, spec.num_kv_heads, spec.vocab_size)  # noqa: E731
-    if shape(built) != shape(source):
+    built = ModelSpec.from_dict(manifest.spec)
+    if any(getattr(built, f) != getattr(checkpoint.spec, f) for f in ("hidden_size", "num_heads", "num_kv_heads",
+                                                                      "vocab_size")):
         raise LlamaOrtError(f"{folder}: was not built from {checkpoint.path} (hidden size, heads or vocabulary "
                             f"differ): give the checkpoint it was built from")
     ids = prompt_ids(checkpoint.spec, seed)
@@ -61,10 +60,9 @@ def compare(checkpoint: Checkpoint, folder, seed: int = 0) -> dict:
 
 def verify_model(checkpoint: Checkpoint, folder) -> dict:
     """A report of how close the built model is to the reference; raises if it is too far."""
-    manifest = io.Manifest.load(folder)
     report = compare(checkpoint, folder)
-    cosine = report["cosine"]
-    if cosine < MIN_COSINE[manifest.precision]:
-        raise LlamaOrtError(f"verify: the built {manifest.precision} model disagrees with the checkpoint "
-                            f"(cosine {cosine:.5f} < {MIN_COSINE[manifest.precision]}); this is a bug: please report it")
+    cosine, precision = report["cosine"], report["precision"]
+    if cosine < MIN_COSINE[precision]:
+        raise LlamaOrtError(f"verify: the built {precision} model disagrees with the checkpoint "
+                            f"(cosine {cosine:.5f} < {MIN_COSINE[precision]}); this is a bug: please report it")
     return report
