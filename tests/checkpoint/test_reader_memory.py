@@ -41,15 +41,16 @@ def rss_anon():
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith("RssAnon:"))
 
 baseline = rss_anon()
-sampled = [baseline]
+sampled_peak = [baseline]  # updated in place by the sampler, read after it is joined
 reading = True
 
 def sample():
     while reading:
-        sampled.append(max(sampled.pop(), rss_anon()))
+        sampled_peak[0] = max(sampled_peak[0], rss_anon())
         time.sleep(0.001)
 
-threading.Thread(target=sample, daemon=True).start()
+sampler = threading.Thread(target=sample, daemon=True)
+sampler.start()
 peak, largest = baseline, 0
 with open_checkpoint(sys.argv[1]) as checkpoint:
     for name in checkpoint.tensor_names():
@@ -59,7 +60,8 @@ with open_checkpoint(sys.argv[1]) as checkpoint:
         peak = max(peak, rss_anon())
         del w
 reading = False
-print(json.dumps({"baseline": baseline, "peak": max(peak, *sampled), "largest": largest}))
+sampler.join()
+print(json.dumps({"baseline": baseline, "peak": max(peak, sampled_peak[0]), "largest": largest}))
 """
 
 
