@@ -5,8 +5,10 @@
 # the gguf and pytest wheels added to .gpu-whl-extra (`pip download --no-deps gguf pytest pluggy iniconfig -d
 # .gpu-whl-extra`); then four calls that each carry one .gpu-whl-pN and copy it into /tmp/ortw. Every stage
 # carries .gpu-whl-extra and .gpu-webgpu:  bash scripts/h100_bench.sh STAGE   (results under $OUT)
-#   check      install; the GPU tests; the WebGPU check
+#   check      install; the GPU tests; the WebGPU check; the WebGPU runtime probe
 #   build      every CUDA variant's build, timed one after the other (a tiny workload, so that nothing else runs)
+#   build-ours llama-ort's CUDA builds only (same workload)
+#   graphed    llama-ort's rows, with and without CUDA graphs, at batch 1 and 16; the batch-16 fp16 profile
 #   table      every peer in one run: batch 1, prompts of 128 and 2048 tokens, 256 new tokens
 #   batched    llama-ort and onnxruntime-genai at batch 4 and 16
 #   profile    the GPU kernels of llama-ort's fp16 and int4 steps
@@ -24,11 +26,20 @@ nvidia-smi --query-gpu=name,memory.used,memory.total,utilization.gpu --format=cs
 case $stage in
   check)
     python3 -m pytest -m gpu tests/runtime -q -p no:cacheprovider -o addopts="" 2>&1 | tail -25
-    python3 scripts/webgpu_check.py --out "$OUT/webgpu" 2>&1 | tail -5 ;;
+    python3 scripts/webgpu_check.py --out "$OUT/webgpu" 2>&1 | tail -5
+    python3 scripts/webgpu_runtime_probe.py --out "$OUT/webgpu" 2>&1 | tail -10 ;;
   build)
     bench --peers llama-ort,onnxruntime-genai --skip "cuda graph,webgpu" --batch-sizes 1 --prompt-lengths 16 \
       --new-tokens 4 --repeats 1 --warmup 0 --output "$OUT/prebuild" 2>&1 | tail -30
     cp "$WORK"/builds/*/*.build.json "$OUT/prebuild/" 2>/dev/null ;;
+  build-ours)
+    bench --peers llama-ort --skip "cuda graph,webgpu" --batch-sizes 1 --prompt-lengths 16 \
+      --new-tokens 4 --repeats 1 --warmup 0 --output "$OUT/prebuild" 2>&1 | tail -30 ;;
+  graphed)
+    bench --peers llama-ort --skip webgpu --batch-sizes 1,16 --prompt-lengths 128 --new-tokens 256 --repeats 2 \
+      --timeout 150 --output "$OUT/h100-graphed" 2>&1 | tail -30
+    python3 scripts/profile_gpu.py "$WORK"/builds/*/llama-ort-cuda-fp16 --out "$OUT/profile" --batch 16 \
+      --prompt 128 2>&1 | tail -20 ;;
   table)
     bench --skip "webgpu,compile" --batch-sizes 1 --prompt-lengths 128,2048 --new-tokens 256 --repeats 2 \
       --timeout 200 --output "$OUT/h100-batch1" 2>&1 | tail -40 ;;

@@ -1,6 +1,6 @@
 """The decoder's inputs and outputs for one generation: allocated once on the device and bound once.
 
-Between two greedy steps nothing moves but the next token ids: the KV cache is updated in place, the
+Between two greedy steps nothing moves but the next token ids: the KV cache is updated on the device, the
 attention mask (and in the merged layout the rotary embeddings) goes from one step to the next on the device,
 and input_ids is the next_token buffer itself where the two have one type. (Where input_ids is int32, as for
 webgpu, and next_token int64, or where decode steps are CUDA graphs, the ids are downloaded and uploaded: a
@@ -108,7 +108,7 @@ class DecoderBinding:
             binding.clear_binding_outputs()
         if self._padder is None:
             self._padder = Padder(self.model)
-        self.cache.grow(self._padder, capacity)
+        self.cache.grow(self._padder, capacity, self.turn)
         self.masks[self.turn] = self._padder.grow(self.masks[self.turn], MASK_SEQ_AXIS, capacity)
         self.masks[1 - self.turn] = self.model.allocate((self.batch, capacity), self.index_dtype)  # only written
         self._bind_all()
@@ -125,7 +125,7 @@ class DecoderBinding:
 
     def _bind_all(self) -> None:
         for t, binding in enumerate(self.bindings):
-            self.cache.bind(binding)
+            self.cache.bind(binding, t)
             binding.bind_ortvalue_input(io.ATTENTION_MASK, self.masks[t])
             binding.bind_ortvalue_output(io.NEXT_ATTENTION_MASK, self.masks[1 - t])
             binding.bind_ortvalue_output(io.LOGITS, self.logits)

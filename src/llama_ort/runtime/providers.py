@@ -31,6 +31,9 @@ class Provider:
     needs_sequential_plan: bool = False
     takes_device_id: bool = True  # a "device_id" provider option (a plugin's device is picked from its list instead)
     has_metacommands: bool = False  # DirectML's "disable_metacommands" option
+    # GroupQueryAttention appends to a past_key bound to the same buffer as present_key (else the cache is kept
+    # in two copies that take turns: see KVCache).
+    updates_kv_in_place: bool = True
     captures_graphs: bool = False  # "enable_cuda_graph": a decode step replayed as one CUDA graph
     base_options: tuple[tuple[str, str], ...] = ()
 
