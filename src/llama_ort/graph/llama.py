@@ -26,7 +26,7 @@ from .blocks import AttentionState, attention, mlp, residual_rms_norm, rms_norm
 from .builder import GraphBuilder, WeightStore, make_model, tensor_type
 from .rope import cos_sin_tables
 from .target import LAYOUTS, Target, get_target
-from .weights import QuantOptions, Weights
+from .weights import LM_HEAD, QuantOptions, Weights
 
 MODEL_FILES = {"merged": "decoder_model_merged.onnx", "single": "decoder_model.onnx"}
 
@@ -58,7 +58,7 @@ def decoder(b: GraphBuilder, w: Weights, target: Target, spec: ModelSpec, input_
             present: list[tuple[str, str]], *, is_decode: bool, all_logits: bool) -> tuple[str, str]:
     """The forward pass: embeddings, layers, final norm, lm_head. Returns (logits, next_token)."""
     eps = spec.rms_norm_eps
-    h = b.op("Gather", w.vector(b, names.EMBED), input_ids, name="embed")  # [B, S, H]
+    h = w.embedding(b, input_ids)  # [B, S, H]
     x = rms_norm(b, w, h, names.layer(0, "input_layernorm.weight"), eps)
     for i in range(spec.num_layers):
         with b.scope(f"layers.{i}"):
@@ -93,7 +93,7 @@ def lm_head(b: GraphBuilder, w: Weights, spec: ModelSpec, x: str, all_logits: bo
     """[B, H] -> [B, vocab], or [B, S, H] -> [B, S, vocab] with all_logits."""
     weight = names.EMBED if spec.tie_word_embeddings else names.LM_HEAD
     if w.precision == "int4" and w.quant.quantize_lm_head:
-        return w.linear(b, x, [weight], "lm_head")
+        return w.linear(b, x, [weight], LM_HEAD)
     # Gemm with transB reads the [vocab, H] table as stored, shared with the embeddings when tied.
     table = w.vector(b, weight)
     if not all_logits:
@@ -164,7 +164,8 @@ def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_
         spec = dataclasses.replace(spec, num_layers=min(options.num_layers, spec.num_layers))
     dtype = np.dtype(target.activation_dtype(options.precision))
     model_file = MODEL_FILES[options.layout]
-    weights = Weights(checkpoint, spec, options.precision, dtype.name, options.quant, on_read)
+    weights = Weights(checkpoint, spec, options.precision, dtype.name, options.quant, on_read,
+                      quantized_embeddings=target.quantized_embeddings)
     store = WeightStore(folder / (model_file + ".data"), model_file + ".data")
     try:
         b = GraphBuilder("llama", store, index_dtype=target.index_dtype)
@@ -219,12 +220,19 @@ def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_
                            layout=options.layout, spec=spec.to_dict(), kv_dtype=dtype.name,
                            index_dtype=index.name, rotary_io=rotary_inputs is not None,
                            all_logits=options.all_logits,
-                           quantization=options.quant.to_dict() if options.precision == "int4" else {})
+                           quantization=quantization(options, weights))
     model = make_model(b.graph(store.initializers), {"llama_ort.spec": json.dumps(spec.to_dict()),
                                                      "llama_ort.layout": options.layout}, opset=target.opset)
     onnx.save_model(model, folder / model_file)
     manifest.save(folder)
     return manifest
+
+
+def quantization(options: BuildOptions, weights: Weights) -> dict:
+    """The manifest's record of the int4 options, as applied (the target decides about the embeddings)."""
+    if options.precision != "int4":
+        return {}
+    return options.quant.to_dict() | {"quantize_embeddings": weights.quantize_embeddings}
 
 
 def seq_len_dtype(target: Target) -> np.dtype:

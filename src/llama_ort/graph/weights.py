@@ -25,19 +25,27 @@ class QuantOptions:
     symmetric: bool = True
     accuracy_level: int = 4  # MatMulNBits: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 activations (CPU)
     quantize_lm_head: bool = True
+    # The embedding table as 4-bit blocks too, read with GatherBlockQuantized where the target has it; tied to a
+    # quantized lm_head, the two share one table. Symmetric blocks only (the op takes integer zero points).
+    quantize_embeddings: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+LM_HEAD = "lm_head"  # the lm_head's output and the prefix of its weights' initializers
+
+
 class Weights:
     def __init__(self, checkpoint: Checkpoint, spec: ModelSpec, precision: str, activation_dtype: str,
-                 quant: QuantOptions, on_read=None):
+                 quant: QuantOptions, on_read=None, quantized_embeddings: bool = False):
         self.checkpoint = checkpoint
         self.spec = spec  # the checkpoint's, or fewer layers of it
         self.precision = precision
         self.dtype = np.dtype(activation_dtype)
         self.quant = quant
+        self.quantize_embeddings = (precision == "int4" and quant.quantize_embeddings and quant.symmetric
+                                    and quantized_embeddings)
         self.on_read = on_read or (lambda name, nbytes: None)
 
     def read(self, name: str) -> np.ndarray:
@@ -58,17 +66,36 @@ class Weights:
         """
         return b.weights.get(name, lambda: self.read(name).astype(self.dtype))
 
+    def embedding(self, b: GraphBuilder, input_ids: str) -> str:
+        """[B, S] token ids -> [B, S, H] rows of the embedding table."""
+        if not self.quantize_embeddings:
+            return b.op("Gather", self.vector(b, canonical.EMBED), input_ids, name="embed")
+        tied = self.spec.tie_word_embeddings and self.quant.quantize_lm_head
+        packed, scales, _ = self._int4(b, LM_HEAD + ".weight" if tied else "embed.weight", [canonical.EMBED])
+        vocab, hidden = canonical.expected_shape(canonical.EMBED, self.spec)
+        # The packed table is [vocab, k_blocks, block_size / 2] as MatMulNBits wants it: gather whole rows of
+        # blocks, dequantized along the last axis, then flatten each row's blocks.
+        block_scales = b.op("Reshape", scales, b.const([vocab, -1, 1]))
+        rows = b.op("GatherBlockQuantized", packed, input_ids, block_scales, domain=MS_DOMAIN, gather_axis=0,
+                    quantize_axis=2, block_size=self.quant.block_size, bits=4)
+        return b.op("Reshape", rows, b.const([0, 0, hidden]), name="embed")
+
     def linear(self, b: GraphBuilder, x: str, names: list[str], out: str, quantize: bool = True) -> str:
         key = out + ".weight"
         if self.precision == "int4" and quantize:
-            return self._matmul_nbits(b, x, key, names, out)
+            q = self.quant
+            n = sum(canonical.expected_shape(name, self.spec)[0] for name in names)
+            k = canonical.expected_shape(names[0], self.spec)[1]
+            packed, scales, zero_points = self._int4(b, key, names)
+            return b.op("MatMulNBits", x, packed, scales, zero_points, name=out, domain=MS_DOMAIN,
+                        K=k, N=n, bits=4, block_size=q.block_size, accuracy_level=q.accuracy_level)
         w = b.weights.get(key, lambda: np.ascontiguousarray(self.stacked(names).T.astype(self.dtype)))  # [in, out]
         return b.op("MatMul", x, w, name=out)
 
-    def _matmul_nbits(self, b: GraphBuilder, x: str, key: str, names: list[str], out: str) -> str:
+    def _int4(self, b: GraphBuilder, key: str, names: list[str]) -> tuple[str, str, str | None]:
+        """The initializers of the weights `names` stacked and quantized: packed codes [N, k_blocks,
+        block_size / 2], scales [N * k_blocks] and (asymmetric) zero points; made once per key."""
         q = self.quant
-        n = sum(canonical.expected_shape(name, self.spec)[0] for name in names)
-        k = canonical.expected_shape(names[0], self.spec)[1]
         parts = {}
 
         def quantized(part: str):
@@ -82,5 +109,4 @@ class Weights:
         zero_points = None
         if not q.symmetric:
             zero_points = b.weights.get(key + ".zero_points", lambda: quantized("zero_points").reshape(-1))
-        return b.op("MatMulNBits", x, packed, scales, zero_points, name=out, domain=MS_DOMAIN,
-                    K=k, N=n, bits=4, block_size=q.block_size, accuracy_level=q.accuracy_level)
+        return packed, scales, zero_points
