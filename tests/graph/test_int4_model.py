@@ -1,5 +1,5 @@
 """An int4 model computes what transformers computes on its dequantized weights: every projection, the lm_head
-and (where the target reads 4-bit tables) the embeddings, tied or not.
+and (where the target reads 4-bit tables) the embeddings, tied or not; GGUF Q4_0 weights are taken as stored.
 
 The expected weights are quantize_int4 then dequantize_int4 of the checkpoint's, the blocks MatMulNBits and
 GatherBlockQuantized read. Activations stay float (accuracy level 1), so what is left is float rounding.
@@ -7,12 +7,15 @@ GatherBlockQuantized read. Activations stay float (accuracy level 1), so what is
 
 import dataclasses
 
+import gguf as gguf_package
 import numpy as np
 import onnx
 import pytest
 
 from llama_ort.checkpoint import names
+from llama_ort.checkpoint.gguf_reader import GGUFCheckpoint
 from llama_ort.checkpoint.memory import MemoryCheckpoint
+from llama_ort.checkpoint.random import write_gguf
 from llama_ort.graph.llama import BuildOptions, build_model
 from llama_ort.graph.weights import QuantOptions
 from llama_ort.quant.int4 import dequantize_int4, quantize_int4
@@ -76,3 +79,39 @@ def test_other_targets_keep_float_embeddings(tmp_path):
     assert "GatherBlockQuantized" not in {node.op_type for node in graph.node}
     assert manifest.quantization["quantize_embeddings"] is False
     assert dataclasses.asdict(QuantOptions())["quantize_embeddings"] is True
+
+
+def q4_0_blocks_without_code_0(w: np.ndarray) -> np.ndarray:
+    """Q4_0 bytes [rows, blocks * 18] whose codes span 1..15 (d = max |w| / 7), as a quantizer that fits its
+    scales (llama.cpp's with an importance matrix) may write; llama.cpp's plain one always uses code 0, which
+    re-quantizing would reproduce."""
+    blocks = w.reshape(w.shape[0], -1, 32)
+    d = (np.abs(blocks).max(axis=2, keepdims=True) / 7).astype(np.float16)
+    codes = (np.clip(np.round(blocks / d.astype(np.float32)), -7, 7) + 8).astype(np.uint8)
+    nibbles = codes[..., :16] | (codes[..., 16:] << 4)
+    return np.concatenate([d.view(np.uint8), nibbles], axis=2).reshape(w.shape[0], -1)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_gguf_q4_0_weights_are_kept_exactly(tmp_path, monkeypatch, tied):
+    """Q4_0 blocks are MatMulNBits' symmetric block-32 form: taken as stored, the model computes with exactly the
+    file's weights, where re-quantizing them would move every block that does not use code 0."""
+    spec = tiny_spec(hidden_size=128, num_heads=4, num_kv_heads=2, tie_word_embeddings=tied)
+    path = tmp_path / "model.gguf"
+    quantize = gguf_package.quants.quantize
+    monkeypatch.setattr(gguf_package.quants, "quantize", lambda w, qtype: q4_0_blocks_without_code_0(w)
+                        if qtype == gguf_package.GGMLQuantizationType.Q4_0 else quantize(w, qtype))
+    write_gguf(spec, path, random_checkpoint(spec).tensors(), "Q4_0")
+    monkeypatch.undo()
+    for folder in ("int4", "block64"):
+        (tmp_path / folder).mkdir()
+    with GGUFCheckpoint(path) as gguf:
+        matrices = [n for n in gguf.tensor_names() if gguf.read(n).ndim == 2]
+        expected = hf_last_logits(hf_model(gguf), IDS)  # the file's weights, dequantized by gguf
+        manifest = build_model(gguf, tmp_path / "int4", BuildOptions(precision="int4", quant=QuantOptions(
+            accuracy_level=1)))
+        assert manifest.quantization["weights_kept_as_stored"] == len(matrices)
+        assert np.abs(prompt_logits(tmp_path / "int4", IDS) - expected).max() < 1e-3
+        other = build_model(gguf, tmp_path / "block64", BuildOptions(precision="int4", quant=QuantOptions(
+            block_size=64)))
+        assert other.quantization["weights_kept_as_stored"] == 0

@@ -6,12 +6,16 @@ import abc
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import fail
 from . import names
 from .spec import ModelSpec
+
+if TYPE_CHECKING:
+    from ..quant.int4 import Int4Weight
 
 
 class Checkpoint(abc.ABC):
@@ -56,6 +60,19 @@ class Checkpoint(abc.ABC):
         if tuple(tensor.shape) != want:
             raise fail(self.path, f"tensor {name} has shape {tuple(tensor.shape)} but the config implies {want}")
         return tensor
+
+    def int4_blocks(self, name: str, block_size: int) -> Int4Weight | None:
+        """The tensor as symmetric 4-bit blocks of `block_size` (code 8 is zero), exactly as stored, where the
+        checkpoint holds it so (GGUF Q4_0 at block 32); None where it would have to be quantized."""
+        return None
+
+    def checked_int4_blocks(self, name: str, block_size: int) -> Int4Weight | None:
+        """`int4_blocks`, failing with the file named if the shape disagrees with the config."""
+        blocks = self.int4_blocks(name, block_size)
+        want = names.expected_shape(name, self.spec)
+        if blocks is not None and (blocks.n, blocks.k) != want:
+            raise fail(self.path, f"tensor {name} has shape {(blocks.n, blocks.k)} but the config implies {want}")
+        return blocks
 
     def close(self) -> None:
         """Release file handles and maps."""

@@ -14,6 +14,7 @@ import numpy as np
 from gguf.quants import dequantize
 
 from ..errors import fail
+from ..quant.int4 import Int4Weight, pack_codes
 from . import names
 from .base import Checkpoint
 from .spec import ARCHITECTURES, ModelSpec, RopeScaling
@@ -22,6 +23,10 @@ Q = gguf.GGMLQuantizationType
 VIEWED = (Q.F32, Q.F16)  # returned as views of the map
 ROPE_FREQS = "rope_freqs.weight"  # llama.cpp's form of Llama 3.1 rope scaling: one divisor per frequency
 BAND_ELEMENTS = 1 << 22  # dequantize ~16 MB of float32 at a time
+# ggml's block_q4_0: 32 weights as a float16 scale d and 16 bytes of 4-bit codes q, w = d * (q - 8), weight j
+# in the low nibble of byte j and weight j + 16 in its high nibble.
+Q4_0_BLOCK = 32
+Q4_0_BYTES = 2 + Q4_0_BLOCK // 2
 MISSING = object()
 
 
@@ -131,6 +136,21 @@ class GGUFCheckpoint(Checkpoint):
             w = np.asarray(tensor.data).reshape(gguf_shape(tensor))  # a plain view of the map
             return w if heads is None else names.rotate_half_rows(w, heads)
         return self._dequantized(tensor, heads)
+
+    def int4_blocks(self, name: str, block_size: int) -> Int4Weight | None:
+        """Q4_0 tensors at block 32 are MatMulNBits' symmetric blocks already: only the nibbles move."""
+        tensor = self._tensors.get(names.to_gguf(name))
+        if tensor is None or tensor.tensor_type != Q.Q4_0 or block_size != Q4_0_BLOCK:
+            return None
+        n, k = gguf_shape(tensor)
+        blocks = np.asarray(tensor.data).reshape(n, k // Q4_0_BLOCK, Q4_0_BYTES)
+        scales = np.ascontiguousarray(blocks[..., :2]).view(np.float16)[..., 0]  # [n, k_blocks]
+        low_high = blocks[..., 2:]
+        packed = pack_codes(np.concatenate([low_high & 0x0F, low_high >> 4], axis=-1))  # codes in weight order
+        heads = names.rotary_heads(name, self.spec)
+        if heads is not None:
+            packed, scales = names.rotate_half_rows(packed, heads), names.rotate_half_rows(scales, heads)
+        return Int4Weight(packed, scales, None, k, n, Q4_0_BLOCK)
 
     def _dequantized(self, tensor, heads: int | None = None) -> np.ndarray:
         """Dequantize band by band into one float32 array; bands hold whole heads so Q/K reorder per band."""

@@ -229,10 +229,12 @@ def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_
 
 
 def quantization(options: BuildOptions, weights: Weights) -> dict:
-    """The manifest's record of the int4 options, as applied (the target decides about the embeddings)."""
+    """The manifest's record of the int4 options as applied (the target decides about the embeddings), and how
+    many weights were the checkpoint's own 4-bit blocks rather than quantized here."""
     if options.precision != "int4":
         return {}
-    return options.quant.to_dict() | {"quantize_embeddings": weights.quantize_embeddings}
+    return options.quant.to_dict() | {"quantize_embeddings": weights.quantize_embeddings,
+                                      "weights_kept_as_stored": weights.kept_as_stored}
 
 
 def seq_len_dtype(target: Target) -> np.dtype:

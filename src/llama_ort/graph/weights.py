@@ -13,7 +13,7 @@ import numpy as np
 from ..checkpoint import names as canonical
 from ..checkpoint.base import Checkpoint
 from ..checkpoint.spec import ModelSpec
-from ..quant.int4 import quantize_int4
+from ..quant.int4 import Int4Weight, quantize_int4
 from .builder import MS_DOMAIN, GraphBuilder
 
 
@@ -46,6 +46,7 @@ class Weights:
         self.quant = quant
         self.quantize_embeddings = (precision == "int4" and quant.quantize_embeddings and quant.symmetric
                                     and quantized_embeddings)
+        self.kept_as_stored = 0  # int4 weights taken from the checkpoint's own 4-bit blocks (GGUF Q4_0)
         self.on_read = on_read or (lambda name, nbytes: None)
 
     def read(self, name: str) -> np.ndarray:
@@ -100,7 +101,7 @@ class Weights:
 
         def quantized(part: str):
             if not parts:
-                qw = quantize_int4(self.stacked(names), q.block_size, q.symmetric, self.dtype)
+                qw = self._int4_weight(names)
                 parts.update(int4=qw.packed, scales=qw.scales.reshape(-1), zero_points=qw.zero_points)
             return parts.pop(part)  # each part is written once, then let go
 
@@ -110,3 +111,17 @@ class Weights:
         if not q.symmetric:
             zero_points = b.weights.get(key + ".zero_points", lambda: quantized("zero_points").reshape(-1))
         return packed, scales, zero_points
+
+    def _int4_weight(self, names: list[str]) -> Int4Weight:
+        """The weights `names` stacked as 4-bit blocks: the checkpoint's own where it stores every one of them in
+        exactly that form (lossless), else quantized from float."""
+        q = self.quant
+        stored = [self.checkpoint.checked_int4_blocks(name, q.block_size) for name in names] if q.symmetric else []
+        if stored and all(w is not None for w in stored):
+            for name, w in zip(names, stored):
+                self.on_read(name, w.packed.nbytes + w.scales.nbytes)
+            self.kept_as_stored += len(names)
+            return Int4Weight(np.concatenate([w.packed for w in stored]),
+                              np.concatenate([w.scales for w in stored]).astype(self.dtype), None,
+                              stored[0].k, sum(w.n for w in stored), q.block_size)
+        return quantize_int4(self.stacked(names), q.block_size, q.symmetric, self.dtype)

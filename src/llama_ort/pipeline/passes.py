@@ -35,7 +35,7 @@ class Pass:
 
 
 LOAD = Pass("load", 1)
-BUILD = Pass("build", 1)
+BUILD = Pass("build", 2)
 VERIFY = Pass("verify", 1)
 
 
@@ -67,8 +67,11 @@ def run_build(checkpoint: Checkpoint, out: Path, options: BuildOptions, show_pro
             progress.update(task, advance=name not in seen, tensor=name, mb=read["bytes"] / 1e6)
             seen.add(name)
 
-        build_model(checkpoint, out, options, on_read=on_read)
+        manifest = build_model(checkpoint, out, options, on_read=on_read)
         progress.update(task, tensor="done")
+    if manifest.quantization.get("weights_kept_as_stored"):
+        log.info("build: %d weights kept as the checkpoint's own 4-bit blocks (lossless)",
+                 manifest.quantization["weights_kept_as_stored"])
     write_argmax_model(out)
 
 

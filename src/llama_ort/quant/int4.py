@@ -51,10 +51,14 @@ def quantize_int4(w: np.ndarray, block_size: int = 32, symmetric: bool = True, s
     s = scales.astype(np.float32)[..., None]
     inv = np.divide(1.0, s, out=np.zeros_like(s), where=s != 0)
     codes = np.clip(np.round(blocks * inv + zero[..., None]), 0, 15).astype(np.uint8)
-    packed = codes[..., 0::2] | (codes[..., 1::2] << 4)
 
     zero_points = None if symmetric else zero.astype(scale_dtype)
-    return Int4Weight(packed, scales, zero_points, k, n, block_size)
+    return Int4Weight(pack_codes(codes), scales, zero_points, k, n, block_size)
+
+
+def pack_codes(codes: np.ndarray) -> np.ndarray:
+    """uint8 codes 0..15 [..., block_size] -> [..., block_size / 2]: element 2j in the low nibble, 2j+1 high."""
+    return codes[..., 0::2] | (codes[..., 1::2] << 4)
 
 
 def dequantize_int4(q: Int4Weight) -> np.ndarray:
