@@ -105,7 +105,7 @@ def test_llama3_layout(tmp_path):
 
 def test_without_torch_says_how_to_install(tiny_meta, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
-    with pytest.raises(LlamaOrtError, match=r"needs torch: run `pip install 'llama-ort\[torch\]'`"):
+    with pytest.raises(LlamaOrtError, match=r"need torch, to read and to write: run `pip install -e '\.\[torch\]'`"):
         MetaCheckpoint(tiny_meta)
 
 

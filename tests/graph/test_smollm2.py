@@ -58,8 +58,8 @@ def test_fp16_logits_stay_close_to_fp32(build_smollm2):
 def test_int4_perplexity_within_ten_percent_of_fp32(build_smollm2):
     """The embedded weights are already 4-bit (GGUF Q4_1, block 32, w = d * code + m). Min/max blocks with
     float zero points keep that grid (--zero-points); symmetric blocks, the fast default, cannot place m and
-    lose more: measured 14.2 (fp32), 15.4 (zero points, float embeddings), 19.4 (symmetric, 4-bit embeddings;
-    19.1 with them in float) on this text."""
+    lose more: measured 14.2 (fp32), 15.4 (zero points), 19.1 (symmetric; 19.4 with --embeddings int4) on
+    this text."""
     fp32 = build_smollm2(precision="fp32", all_logits=True)
     ids = Tokenizer.from_folder(fp32).encode(TEXT)
     reference = perplexity(fp32, ids)

@@ -1,13 +1,18 @@
 """The optimize pipeline: cached passes, corrupted entries, --clean-cache, atomic output, bad options."""
 
 import logging
+import subprocess
+import sys
 
 import pytest
 
 from llama_ort.errors import LlamaOrtError
 from llama_ort.graph import llama as graph_llama
 from llama_ort.graph.llama import BuildOptions
-from llama_ort.pipeline import optimize
+from llama_ort.checkpoint.random import write_hf
+from llama_ort.graph.weights import QuantOptions
+from llama_ort.model_format import Manifest
+from llama_ort.pipeline import default_output_name, optimize
 from reference import Stepper, random_checkpoint, tiny_spec
 
 
@@ -94,3 +99,58 @@ def test_the_embedded_model_is_built_where_optimize_puts_it_when_missing(tmp_pat
     (source, output, options, cache_dir), = built
     assert (source, output, cache_dir) == (None, folder, tmp_path / "cache")
     assert (options.target, options.precision) == ("cpu", "fp32")
+
+
+def test_an_output_that_is_not_a_model_folder_is_never_replaced(tmp_path, checkpoint):
+    notes = tmp_path / "out" / "notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("mine")
+    with pytest.raises(LlamaOrtError, match="is not a llama-ort model folder"):
+        run(checkpoint, tmp_path)
+    assert notes.read_text() == "mine"
+    notes.unlink()
+    (tmp_path / "out").rmdir()
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(LlamaOrtError, match="is a file"):
+        run(checkpoint, tmp_path)
+    assert (tmp_path / "out").read_text() == "a file"
+
+
+def test_a_model_folder_and_an_empty_folder_are_replaced(tmp_path, checkpoint):
+    (tmp_path / "out").mkdir()
+    run(checkpoint, tmp_path)
+    run(checkpoint, tmp_path, options=BuildOptions(precision="fp16"))
+    assert Manifest.load(tmp_path / "out").precision == "fp16"
+
+
+def test_the_checkpoint_folder_is_never_the_output(tmp_path, checkpoint):
+    folder = tmp_path / "hf"
+    write_hf(checkpoint.spec, folder, checkpoint.tensors())
+    for output in (folder, tmp_path):
+        with pytest.raises(LlamaOrtError, match="holds the checkpoint being built"):
+            optimize(folder, output, BuildOptions(), tmp_path / "cache", show_progress=False)
+    assert (folder / "config.json").exists()
+
+
+def test_num_layers_outside_the_checkpoint_is_an_error(tmp_path, checkpoint):
+    with pytest.raises(LlamaOrtError, match="--num-layers: 5 is not between 1 and the checkpoint's 2 layers"):
+        run(checkpoint, tmp_path, options=BuildOptions(num_layers=5))
+
+
+def test_default_names_show_options_off_their_defaults():
+    assert default_output_name(None, BuildOptions()) == "smollm2-135m-instruct-cpu-fp32"
+    assert default_output_name("models/Llama-2-7b.Q4_0.gguf", BuildOptions(target="cuda", precision="int4")) == \
+        "llama-2-7b-cuda-int4"
+    debug = BuildOptions(precision="int4", layout="merged", num_layers=2,
+                         quant=QuantOptions(block_size=128, embeddings="float"))
+    assert default_output_name(None, debug) == \
+        "smollm2-135m-instruct-cpu-int4-merged-2layers-block128-embeddings-float"
+
+
+def test_scratch_left_by_a_killed_run_is_removed_by_the_next(tmp_path, checkpoint):
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    abandoned = tmp_path / "cache" / "tmp" / f"build-{done.stdout.strip()}-0123abcd"
+    abandoned.mkdir(parents=True)
+    (abandoned / "decoder_model.onnx.data").write_bytes(b"half")
+    run(checkpoint, tmp_path)
+    assert not abandoned.exists()

@@ -1,14 +1,18 @@
 """The command line: generate and chat, the seed's scripts, and bad input as one line with exit code 2."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from llama_ort.cli import main
+from llama_ort.bench.random_checkpoint import write_hf_tokenizer
+from llama_ort.checkpoint.random import write_hf
+from llama_ort.cli import main, report_errors
 from llama_ort.tokenizer import Tokenizer
+from reference import random_checkpoint, tiny_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,7 +83,8 @@ def test_bad_input_is_one_line_and_exit_code_2(tiny, tmp_path):
 
 
 def test_chat_input_that_is_not_utf8_is_one_line_and_exit_code_2(tiny):
-    result = run_python("-m", "llama_ort", "chat", "--model", str(tiny.folder), stdin=b"caf\xe9\n")
+    result = run_python("-m", "llama_ort", "chat", "--model", str(tiny.folder), "--max-new-tokens", "8",
+                        stdin=b"caf\xe9\n")
     assert "standard input: is not valid UTF-8 text" in error_of(result)
 
 
@@ -87,3 +92,40 @@ def test_generate_sends_the_prompt_in_the_chat_template_unless_raw(tiny, capsys)
     for flags, prompt_tokens in (([], 12), (["--raw-prompt"], 6)):  # "u: Hello\na: " or BOS + "Hello"
         assert main(["generate", "--model", str(tiny.folder), "--prompt", "Hello", "--max-new-tokens", "4", *flags]) == 0
         assert f"prompt: {prompt_tokens} tokens" in capsys.readouterr().out
+
+
+def test_more_bad_input_is_one_line_and_exit_code_2(tiny, tmp_path):
+    model = str(tiny.folder)
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny.folder, broken)
+    (broken / "decoder_model.onnx.data").unlink()
+    a_file = tmp_path / "a-file.txt"
+    a_file.write_text("not a folder")
+    cases = {
+        "argument --num-layers: must be at least 1, got 0": ["optimize", "--num-layers", "0"],
+        "argument --max-new-tokens: must be at least 1, got -3": ["generate", "--prompt", "Hi", "--max-new-tokens",
+                                                                  "-3"],
+        "onnxruntime cannot load it": ["generate", "--model", str(broken), "--prompt", "Hi"],
+        "an answer of 512 tokens leaves no room for a prompt in 20 positions":
+            ["chat", "--model", model, "--max-seq-len", "20"],
+        f"--cache-dir: {a_file} is a file": ["optimize", "--output", str(tmp_path / "out"), "--cache-dir",
+                                              str(a_file)],
+    }
+    for message, args in cases.items():
+        assert message in error_of(run_python("-m", "llama_ort", *args, stdin=b"Hello\n")), args
+
+
+def test_info_describes_a_checkpoint_without_a_tokenizer_or_chat_template(tmp_path, capsys):
+    folder = tmp_path / "random"
+    write_hf(tiny_spec(), folder, random_checkpoint(tiny_spec()).tensors())
+    assert main(["info", str(folder)]) == 0
+    assert "tokenizer: none" in capsys.readouterr().out
+    write_hf_tokenizer(tiny_spec(), folder)  # a tokenizer, but no chat template
+    assert main(["info", str(folder), "--prompt", "Hi"]) == 0
+    assert "chat template: none" in capsys.readouterr().out
+
+
+def test_an_os_error_about_a_path_is_one_line_and_exit_code_2(tmp_path, capsys):
+    missing = tmp_path / "nowhere" / "file"
+    assert report_errors(lambda: missing.read_text()) == 2
+    assert capsys.readouterr().err == f"llama-ort: error: {missing}: No such file or directory\n"

@@ -32,6 +32,7 @@ def test_verify_reports_parity_with_the_checkpoint(tiny, checkpoint_folder, caps
     out = capsys.readouterr().out
     assert "top-1 agreement 4/4" in out
     assert float(re.search(r"max \|dlogit\| (\S+),", out).group(1)) < 1e-3
+    assert out.splitlines()[-1] == "PASS"
 
 
 def test_verify_refuses_a_model_built_from_another_checkpoint(tmp_path, checkpoint_folder, capsys):

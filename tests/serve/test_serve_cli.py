@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from llama_ort.cli import main
 from llama_ort.pipeline import embedded_model_folder
@@ -89,3 +90,31 @@ def test_the_page_opens_once_the_server_listens(server, monkeypatch):
     monkeypatch.setattr(serve_module.webbrowser, "open", opened.append)
     serve_module.open_when_started(server.server, server.url + "/")
     assert opened == [server.url + "/"]
+
+
+def test_a_port_that_cannot_be_listened_on_is_one_line_and_exit_2_before_loading(tmp_path, capsys, monkeypatch):
+    loaded = []
+    monkeypatch.setattr(serve_module, "load_engine", lambda *args: loaded.append(args))
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        assert main(["serve", "--model", str(tmp_path), "--port", str(busy)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"127.0.0.1:{busy}: cannot listen there" in error
+    assert main(["serve", "--model", str(tmp_path), "--host", "no-such-host.invalid"]) == 2
+    assert "--host: 'no-such-host.invalid' is not an address" in capsys.readouterr().err
+    assert not loaded
+    for port in ("0", "65536"):
+        with pytest.raises(SystemExit) as exit:
+            main(["serve", "--port", port])
+        assert exit.value.code == 2 and "a TCP port is 1 to 65535" in capsys.readouterr().err
+
+
+def test_serve_without_its_packages_says_what_to_install(capsys, monkeypatch):
+    for name in [m for m in sys.modules if m.startswith("llama_ort.serve")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # an import of it fails as if it were not installed
+    assert main(["serve"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "serve: needs fastapi" in error and "pip install -e '.[serve]'" in error

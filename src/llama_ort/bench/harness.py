@@ -19,7 +19,9 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from ..checkpoint.spec import ModelSpec
 from ..errors import LlamaOrtError, fail
+from .shapes import get_shape
 from .memory import TreeSampler
 from .peers import PEERS, Inputs, LlamaOrt, Peer, Variant, slug
 from .results import FAILED, MISSING, NOT_APPLICABLE, OK, SKIPPED, BuildStats, Cell, Row, merge_rounds
@@ -29,6 +31,7 @@ from .workload import Workload
 log = logging.getLogger("llama_ort.bench")
 
 DEFAULT_PRECISIONS = {"cpu": ("fp32", "int4"), "cuda": ("fp16", "int4")}
+PRECISIONS = ("fp32", "fp16", "bf16", "int4")  # what --precisions may name; each peer runs those it has
 LOG_TAIL_LINES = 5  # of a failed build's or worker's output, into the row's reason
 
 
@@ -141,6 +144,12 @@ def plan(peer: Peer, sources: Sources, workload: Workload, precisions: tuple[str
     return planned
 
 
+def check_context(spec: ModelSpec, workload: Workload) -> None:
+    if workload.max_seq_len() > spec.context_length:
+        raise fail("--prompt-lengths", f"the longest prompt and --new-tokens take {workload.max_seq_len()} positions, "
+                                       f"more than the model's context length, {spec.context_length}")
+
+
 def run_bench(source: str | Path | None = None, shape: str | None = None, workload: Workload = Workload(),
               peers: tuple[str, ...] | None = None, precisions: tuple[str, ...] | None = None,
               workdir: Path = Path("bench-work"), rebuild: bool = False, timeout_s: float = 3600,
@@ -158,8 +167,14 @@ def run_bench(source: str | Path | None = None, shape: str | None = None, worklo
     unknown = set(peers or ()) - set(PEERS)
     if unknown:
         raise fail("--peers", f"unknown peer(s) {', '.join(sorted(unknown))}; choose from {', '.join(PEERS)}")
+    for precision in precisions or ():
+        if precision not in PRECISIONS:
+            raise fail("--precisions", f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     workdir = Path(workdir)
+    if shape:  # before its random checkpoint is written
+        check_context(get_shape(shape), workload)
     sources = resolve(source, shape, workdir, workload.device)
+    check_context(sources.spec, workload)
     if sources.model_folder is not None:
         precisions = (sources.built_precision,)
     precisions = precisions or DEFAULT_PRECISIONS[workload.device]

@@ -261,7 +261,7 @@ TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 class Transformers(Peer):
     name = "transformers"
     package = "transformers"
-    install = "pip install llama-ort[torch]"
+    install = "pip install -e '.[torch]'"
 
     def missing(self, workload):
         reason = super().missing(workload) or (None if importlib.util.find_spec("torch") else "torch is not installed")

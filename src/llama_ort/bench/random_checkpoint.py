@@ -48,6 +48,8 @@ def make_random(shape: str | ModelSpec, output: Path, dtype: str = "fp16", forma
         raise fail("--dtype", f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     if format not in FORMATS:
         raise fail("--format", f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    if Path(output).exists() and not Path(output).is_dir():
+        raise fail("--output", f"{output} is a file: give a path for the checkpoint's folder")
     columns = (TextColumn("[bold]{task.description}[/] {task.fields[tensor]}"), BarColumn(), DownloadColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     # The tokenizer goes in before the folder gets its final name: a checkpoint without one is not complete.

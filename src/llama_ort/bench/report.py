@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .environment import hardware, versions
@@ -123,7 +124,8 @@ def print_report(report: dict, console: Console | None = None) -> None:
     console.print(builds)
     for row in report["rows"]:
         if row["reason"]:
-            console.print(f"[bold]{row['label']}[/]: {row['status']}: {row['reason']}", highlight=False)
+            console.print(f"[bold]{escape(row['label'])}[/]: {row['status']}: {escape(row['reason'])}",
+                          highlight=False)
 
 
 def write_chart(report: dict, path: Path) -> None:

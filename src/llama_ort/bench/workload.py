@@ -38,8 +38,10 @@ class Workload:
                 raise fail(f"--{name}", f"must be at least 1, got {getattr(self, name)}")
         if self.warmup < 0:
             raise fail("--warmup", f"must not be negative, got {self.warmup}")
-        if not self.batch_sizes or min(self.batch_sizes) < 1 or not self.prompt_lengths or min(self.prompt_lengths) < 1:
-            raise fail("--batch-sizes/--prompt-lengths", "give positive integers")
+        for name in ("batch_sizes", "prompt_lengths"):
+            values = getattr(self, name)
+            if not values or min(values) < 1:
+                raise fail(f"--{name.replace('_', '-')}", f"give positive integers, got {values}")
 
     def cells(self) -> list[tuple[int, int]]:
         """(batch, prompt length) pairs, in the order they run."""

@@ -27,7 +27,8 @@ def import_torch():
     try:
         import torch
     except ImportError:
-        raise LlamaOrtError("reading Meta's .pth checkpoints needs torch: run `pip install 'llama-ort[torch]'`") from None
+        raise LlamaOrtError("Meta's .pth checkpoints need torch, to read and to write: run "
+                            "`pip install -e '.[torch]'`") from None
     return torch
 
 

@@ -1,7 +1,8 @@
 """`llama-ort`: argument parsing, then one call into the library per command.
 
 Each command lives in its own module of this package with `register(subparsers)`, which adds its parser
-and sets `run(args) -> int`. Errors users can fix (LlamaOrtError) print one line and exit 2.
+and sets `run(args) -> int`. Errors users can fix (LlamaOrtError, and OSErrors about a path) print one line
+and exit 2.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ def report_errors(run: Callable[[], int | None]) -> int:
         return run() or 0
     except LlamaOrtError as e:
         print(f"llama-ort: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.filename is None:  # not about a path the user gave: a bug, or worse; keep the traceback
+            raise
+        # A path that cannot be read or written (a file where a folder goes, no permission, a full disk ...)
+        print(f"llama-ort: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("llama-ort: interrupted", file=sys.stderr)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ..bench.shapes import SHAPES
 from ..bench.workload import DEVICES, Workload
+from ..errors import LlamaOrtError, fail
+from .arg_types import non_negative_int, positive_int
 
 
 def integers(text: str) -> tuple[int, ...]:
@@ -46,13 +48,16 @@ def register(subparsers) -> None:
                              "'int4 --block-size 128' (repeatable)")
     parser.add_argument("--batch-sizes", type=integers, default=defaults.batch_sizes, help="default: 1,4,16")
     parser.add_argument("--prompt-lengths", type=integers, default=defaults.prompt_lengths, help="default: 128,2048")
-    parser.add_argument("--new-tokens", type=int, default=defaults.new_tokens, help="default: 256")
-    parser.add_argument("--repeats", type=int, default=defaults.repeats, help="timed runs per cell (default: 3)")
-    parser.add_argument("--rounds", type=int, default=defaults.rounds,
+    parser.add_argument("--new-tokens", type=positive_int, default=defaults.new_tokens, help="default: 256")
+    parser.add_argument("--repeats", type=positive_int, default=defaults.repeats,
+                        help="timed runs per cell (default: 3)")
+    parser.add_argument("--rounds", type=positive_int, default=defaults.rounds,
                         help="run every variant this many times in turn, medians over all (default: 1); more "
                              "rounds spread a shared machine's noise over every variant alike")
-    parser.add_argument("--warmup", type=int, default=defaults.warmup, help="untimed runs per cell (default: 1)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for every peer (default: each one's)")
+    parser.add_argument("--warmup", type=non_negative_int, default=defaults.warmup,
+                        help="untimed runs per cell (default: 1)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="CPU threads for every peer (default: each one's)")
     parser.add_argument("--workdir", type=Path, default=Path("bench-work"),
                         help="builds and converted checkpoints, reused by later runs (default: ./bench-work)")
     parser.add_argument("--rebuild", action="store_true", help="build every variant again")
@@ -64,27 +69,58 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from ..bench.harness import run_bench
     from ..bench.report import build_report, print_report, write_chart, write_json
     from .common import setup_logging
 
     setup_logging()
+    for spec in args.llama_ort_variant:
+        check_variant(spec)
     workload = Workload(batch_sizes=args.batch_sizes, prompt_lengths=args.prompt_lengths, new_tokens=args.new_tokens,
                         repeats=args.repeats, rounds=args.rounds, warmup=args.warmup, threads=args.threads,
                         device=args.device)
     console = Console()
     sources, rows = run_bench(args.model, args.shape, workload, args.peers, args.precisions, args.workdir,
                               args.rebuild, args.timeout, args.skip, tuple(args.llama_ort_variant),
-                              on_row=lambda row: console.print(f"{row.label}: {row.status}"
-                                                               + (f" ({row.reason})" if row.reason else "")))
+                              on_row=lambda row: console.print(escape(f"{row.label}: {row.status}"
+                                                                      + (f" ({row.reason})" if row.reason else ""))))
     report = build_report(sources, rows, workload, ["llama-ort", *sys.argv[1:]])
     print_report(report, console)
     write_json(report, args.output / "bench.json")
     if importlib.util.find_spec("matplotlib") is None:
-        console.print(f"results: {args.output / 'bench.json'} (no chart: matplotlib is not installed; "
-                      "pip install llama-ort[bench])")
+        console.print(escape(f"results: {args.output / 'bench.json'} (no chart: matplotlib is not installed; "
+                             "pip install -e '.[bench]')"))
         return 0
     write_chart(report, args.output / "bench.png")
     console.print(f"results: {args.output / 'bench.json'}, {args.output / 'bench.png'}")
     return 0
+
+
+class _VariantParser(argparse.ArgumentParser):
+    """optimize's build arguments, whose errors name the --llama-ort-variant they came from."""
+
+    def __init__(self, spec: str):
+        super().__init__(prog="--llama-ort-variant", add_help=False)
+        self.spec = spec
+
+    def error(self, message: str):
+        raise fail("--llama-ort-variant", f"{self.spec!r}: {message}")
+
+
+def check_variant(spec: str) -> None:
+    """A --llama-ort-variant is a precision and more `llama-ort optimize` build arguments: check them before any
+    work, with optimize's own parser and option checks."""
+    from ..graph.target import PRECISIONS
+    from .common import add_build_arguments, build_options
+
+    precision, *rest = spec.split() or [""]
+    if precision not in PRECISIONS:
+        raise fail("--llama-ort-variant", f"{spec!r} must start with a precision: {', '.join(PRECISIONS)}")
+    parser = _VariantParser(spec)
+    add_build_arguments(parser)
+    try:
+        build_options(parser.parse_args(["--precision", precision, *rest])).resolved()
+    except LlamaOrtError as e:
+        raise fail("--llama-ort-variant", f"{spec!r}: {e}") from None

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from ..graph.target import LAYOUTS, PRECISIONS, TARGETS
-from ..graph.weights import QuantOptions
+from ..graph.weights import EMBEDDING_FORMS, QuantOptions
+from .arg_types import positive_int
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -38,12 +39,14 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
                        help="int4: MatMulNBits accuracy_level, 4 = int8 activations on the CPU "
                             f"(default: {defaults.accuracy_level})")
     group.add_argument("--float-lm-head", action="store_true", help="int4: keep lm_head in float")
-    group.add_argument("--float-embeddings", action="store_true",
-                       help="int4: keep the embedding table in float (default: 4-bit blocks where the target "
-                            "reads them, shared with a tied lm_head)")
+    group.add_argument("--embeddings", default=defaults.embeddings, choices=list(EMBEDDING_FORMS),
+                       help="int4 on the cpu target: the embedding table as 8-bit blocks (near float, a quarter of "
+                            "fp32's size), 4-bit blocks (shared with a tied lm_head: smallest) or float "
+                            f"(default: {defaults.embeddings})")
     group.add_argument("--all-logits", action="store_true",
                        help="output logits for every position, not only each row's last (for perplexity)")
-    group.add_argument("--num-layers", type=int, default=None, help="build only the first N layers (debugging)")
+    group.add_argument("--num-layers", type=positive_int, default=None,
+                       help="build only the first N layers (debugging)")
 
 
 def build_options(args: argparse.Namespace):
@@ -52,6 +55,6 @@ def build_options(args: argparse.Namespace):
     precision = args.precision or ("fp32" if args.target == "cpu" else "fp16")
     quant = QuantOptions(block_size=args.block_size, symmetric=not args.zero_points,
                          accuracy_level=args.accuracy_level, quantize_lm_head=not args.float_lm_head,
-                         quantize_embeddings=not args.float_embeddings)
+                         embeddings=args.embeddings)
     return BuildOptions(target=args.target, precision=precision, layout=args.layout, quant=quant,
                         all_logits=args.all_logits, num_layers=args.num_layers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .arg_types import positive_int
 from .runtime_args import add_model_arguments
 
 
@@ -14,7 +15,7 @@ def register(subparsers) -> None:
         description="Tokenize a UTF-8 text file with the model's tokenizer and report the model's perplexity on "
                     "it: each next token's probability given all the text before it (teacher-forced).")
     parser.add_argument("text", type=Path, help="a UTF-8 text file")
-    parser.add_argument("--max-tokens", type=int, default=None,
+    parser.add_argument("--max-tokens", type=positive_int, default=None,
                         help="score only the text's first N tokens (default: all, up to the context length)")
     add_model_arguments(parser)
     parser.set_defaults(run=run)

@@ -9,6 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ..errors import LlamaOrtError
+
 DEFAULT_PROMPT = "What is the lightest element?"
 
 
@@ -35,8 +37,16 @@ def run(args: argparse.Namespace) -> int:
                 table.add_row(key, str(value))
         console.print(table)
         with tempfile.TemporaryDirectory() as folder:
-            export_tokenizer(checkpoint, Path(folder))
+            try:
+                export_tokenizer(checkpoint, Path(folder))
+            except LlamaOrtError as e:  # a random-weight checkpoint (make-random) has none: still worth describing
+                print(f"tokenizer: none ({e})")
+                return 0
             tokenizer = Tokenizer.from_folder(Path(folder))
+    if not tokenizer.chat_template:
+        print("chat template: none; the prompt as plain text")
+        print("token ids:", tokenizer.encode(args.prompt))
+        return 0
     messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
         {"role": "user", "content": args.prompt}]
     print("chat prompt:", repr(tokenizer.apply_chat_template(messages)))

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from . import Parser, report_errors
+from .arg_types import non_negative_int, positive_int
 from .common import setup_logging
 from .download import ask_for_url
 from .seed import DEFAULT_PROMPT, run_seed_generation
@@ -33,10 +34,12 @@ def llama_v2_parser() -> Parser:
                         help="delete the output models and optimize again (from the cache where it can)")
     parser.add_argument("--clean_cache", action="store_true", help="empty the pass cache first")
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"(default: {DEFAULT_PROMPT!r})")
-    parser.add_argument("--max_seq_len", type=int, default=2048, help="KV cache positions (default: 2048)")
-    parser.add_argument("--max_gen_len", type=int, default=256, help="most tokens to generate (default: 256)")
-    parser.add_argument("--device_id", type=int, default=0, help="the provider's device number (default: 0)")
-    parser.add_argument("--num_layers", type=int, default=None, help="build only the first N layers (debugging)")
+    parser.add_argument("--max_seq_len", type=positive_int, default=2048, help="KV cache positions (default: 2048)")
+    parser.add_argument("--max_gen_len", type=positive_int, default=256, help="most tokens to generate (default: 256)")
+    parser.add_argument("--device_id", type=non_negative_int, default=0,
+                        help="the provider's device number (default: 0)")
+    parser.add_argument("--num_layers", type=positive_int, default=None,
+                        help="build only the first N layers (debugging)")
     parser.add_argument("--interactive", action="store_true", help="open the chat page (on 127.0.0.1)")
     parser.add_argument("--expose_locally", action="store_true", help="with --interactive: serve the local network")
     parser.add_argument("--target", default="cpu", choices=list(TARGETS),
@@ -72,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         source = checkpoint_source(args.model_type, args.meta_url)
         result = optimize(source, OUTPUT, options, CACHE, clean_cache=args.clean_cache)
         print(f"optimized model: {result.output} ({result.seconds:.1f} s)")
+    else:  # as in the seed, the model already there answers, whatever --model_type says: say which it is
+        found = io.Manifest.load(OUTPUT)
+        print(f"using the optimized model in {OUTPUT}: {found.spec['name']}, {found.spec['num_layers']} layers, "
+              f"{found.target} {found.precision} (--optimize rebuilds it from --model_type)")
     if args.optimize:
         return 0
     provider = "cpu" if args.target == "cpu" else args.target

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import fail
 from ..runtime.providers import PROVIDERS
+from .arg_types import non_negative_int, positive_int
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,11 +19,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--provider", default="cpu", choices=list(PROVIDERS),
                        help="execution provider (default: cpu; cuda and dml where onnxruntime has them, "
                             "webgpu through onnxruntime-ep-webgpu)")
-    group.add_argument("--device-id", type=int, default=0, help="the provider's device number (default: 0)")
-    group.add_argument("--max-seq-len", type=int, default=None,
+    group.add_argument("--device-id", type=non_negative_int, default=0,
+                       help="the provider's device number (default: 0)")
+    group.add_argument("--max-seq-len", type=positive_int, default=None,
                        help="static mode: the KV cache holds this many positions, fixed when the model is loaded "
                             "(default: dynamic mode, the cache grows as needed)")
-    group.add_argument("--padding", type=int, default=512,
+    group.add_argument("--padding", type=positive_int, default=512,
                        help="dynamic mode: the cache grows by this many positions when full (default: 512)")
     group.add_argument("--disable-metacommands", action="store_true", help="dml: turn DirectML metacommands off")
     group.add_argument("--cuda-graph", action="store_true",
@@ -31,10 +33,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_generation_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 256) -> None:
     group = parser.add_argument_group("generation")
-    group.add_argument("--max-new-tokens", type=int, default=max_new_tokens,
+    group.add_argument("--max-new-tokens", type=positive_int, default=max_new_tokens,
                        help=f"most tokens to generate per answer (default: {max_new_tokens})")
     group.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default: 0)")
-    group.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens (default: 0, off)")
+    group.add_argument("--top-k", type=non_negative_int, default=0,
+                       help="sample among the k likeliest tokens (default: 0, off)")
     group.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1, off)")
     group.add_argument("--repetition-penalty", type=float, default=1.0, help="above 1 discourages repeats (default: 1)")
     group.add_argument("--seed", type=int, default=None, help="sampling seed, for the same text each time")
@@ -56,8 +59,10 @@ def load(args: argparse.Namespace):
     """The model and its tokenizer, from --model (or the default folder) on --provider."""
     from ..pipeline import embedded_model_folder
     from ..runtime import load_model
+    from ..runtime.providers import check_available, get_provider
     from ..tokenizer import Tokenizer
 
+    check_available(get_provider(args.provider))  # before building a default model for it
     folder = args.model or embedded_model_folder(args.provider)
     model = load_model(folder, args.provider, max_seq_len=args.max_seq_len, device_id=args.device_id,
                        disable_metacommands=args.disable_metacommands, graph=getattr(args, "cuda_graph", False))

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import Parser, report_errors
 from ..runtime.providers import PROVIDERS
+from . import Parser, report_errors
+from .arg_types import non_negative_int, positive_int
 
 DEFAULT_PROMPT = "What is the lightest element?"
 
@@ -16,14 +17,15 @@ def seed_parser(description: str, dynamic: bool) -> Parser:
     parser = Parser(description=description)
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"(default: {DEFAULT_PROMPT!r})")
     if dynamic:
-        parser.add_argument("--padding", type=int, default=512,
+        parser.add_argument("--padding", type=positive_int, default=512,
                             help="the KV cache grows in steps of this many positions (default: 512)")
     else:
-        parser.add_argument("--max_seq_len", type=int, default=2048,
+        parser.add_argument("--max_seq_len", type=positive_int, default=2048,
                             help="positions in the KV cache, fixed at load: prompt plus answer (default: 2048)")
-    parser.add_argument("--max_gen_len", type=int, default=256, help="most tokens to generate (default: 256)")
+    parser.add_argument("--max_gen_len", type=positive_int, default=256, help="most tokens to generate (default: 256)")
     parser.add_argument("--ignore_eos", action="store_true", help="go on past the end-of-sequence token")
-    parser.add_argument("--device_id", type=int, default=0, help="the provider's device number (default: 0)")
+    parser.add_argument("--device_id", type=non_negative_int, default=0,
+                        help="the provider's device number (default: 0)")
     parser.add_argument("--disable_metacommands", action="store_true", help="passed to DirectML")
     parser.add_argument("--model_dir", type=Path, default=Path("models/optimized/llama_v2"),
                         help="model folder written by `llama-ort optimize` (default: models/optimized/llama_v2)")

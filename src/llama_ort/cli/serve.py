@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import fail
 from ..graph.target import PRECISIONS
 from ..runtime.providers import PROVIDERS
+from .arg_types import non_negative_int, port_number, positive_int
 from .common import setup_logging
+
+SERVER_PACKAGES = ("fastapi", "uvicorn", "pydantic", "starlette")
 
 
 def register(subparsers) -> None:
@@ -23,25 +27,33 @@ def register(subparsers) -> None:
     model.add_argument("--precision", default=None, choices=list(PRECISIONS),
                        help="without --model: the default model's weights (default: fp32 on cpu, fp16 elsewhere)")
     model.add_argument("--provider", default="cpu", choices=list(PROVIDERS), help="execution provider (default: cpu)")
-    model.add_argument("--device-id", type=int, default=0, help="the provider's device number (default: 0)")
+    model.add_argument("--device-id", type=non_negative_int, default=0,
+                       help="the provider's device number (default: 0)")
     server = parser.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1",
                         help="address to listen on: 127.0.0.1 (default) is this machine only, 0.0.0.0 the network")
-    server.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    server.add_argument("--port", type=port_number, default=8000, help="port (default: 8000)")
     server.add_argument("--open", action="store_true", help="open the chat page in a browser")
     limits = parser.add_argument_group("limits")
     # The library's defaults, written out: importing llama_ort.serve here would need fastapi for every command.
-    limits.add_argument("--max-seq-len", type=int, default=2048,
+    limits.add_argument("--max-seq-len", type=positive_int, default=2048,
                         help="tokens one request may hold, prompt and answer together; longer prompts get HTTP 400 "
                              "(default: 2048)")
-    limits.add_argument("--max-batch-size", type=int, default=16, help="requests decoded together (default: 16)")
-    limits.add_argument("--max-waiting", type=int, default=64,
+    limits.add_argument("--max-batch-size", type=positive_int, default=16,
+                        help="requests decoded together (default: 16)")
+    limits.add_argument("--max-waiting", type=positive_int, default=64,
                         help="requests that may wait for room in the batch; more get HTTP 429 (default: 64)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..serve import serve
+    try:
+        from ..serve import serve
+    except ModuleNotFoundError as e:
+        if e.name not in SERVER_PACKAGES:
+            raise
+        raise fail("serve", f"needs {e.name}, which is not installed: pip install -e '.[serve]' (from the "
+                            "repository), or pip install fastapi uvicorn") from None
 
     setup_logging()
     serve(args.model, args.host, args.port, open_browser=args.open, provider=args.provider, device_id=args.device_id,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .arg_types import positive_int
+
 PROMPTS = 4
 
 
@@ -18,7 +20,8 @@ def register(subparsers) -> None:
                         help="the checkpoint the model was built from (default: the embedded SmolLM2-135M-Instruct)")
     parser.add_argument("--model", type=Path, default=None,
                         help="model folder (default: the embedded model's, models/optimized/smollm2-135m-instruct-cpu-fp32)")
-    parser.add_argument("--prompts", type=int, default=PROMPTS, help=f"random prompts to compare (default: {PROMPTS})")
+    parser.add_argument("--prompts", type=positive_int, default=PROMPTS,
+                        help=f"random prompts to compare (default: {PROMPTS})")
     parser.set_defaults(run=run)
 
 
@@ -40,4 +43,9 @@ def run(args: argparse.Namespace) -> int:
           f"{len(reports[0]['prompt_ids'])} tokens:")
     print(f"  max |dlogit| {max(r['max_abs_diff'] for r in reports):.3g}, top-1 agreement {agree}/{len(reports)}, "
           f"lowest cosine {worst:.6f} (bound for {precision}: {MIN_COSINE[precision]})")
-    return 0 if worst >= MIN_COSINE[precision] else 1
+    if worst >= MIN_COSINE[precision]:
+        print("PASS")
+        return 0
+    print(f"FAIL: the model's logits are not the checkpoint's; if {folder} was built from another checkpoint, "
+          "give that one")
+    return 1

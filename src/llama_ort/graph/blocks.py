@@ -100,7 +100,7 @@ def mlp(b: GraphBuilder, w: Weights, target: Target, i: int, x: str) -> str:
     """SwiGLU: down(silu(gate(x)) * up(x))."""
     with b.scope("mlp"):
         gate_w, up_w, down_w = (names.layer(i, f"mlp.{p}_proj.weight") for p in ("gate", "up", "down"))
-        if w.precision in target.packed_gate_up:
+        if w.precision in target.packs_gate_up_at:
             gate_up = w.linear(b, x, [gate_w, up_w], f"layers.{i}.mlp.gate_up")  # [B, S, 2 F]
             gate, up = b.op("Split", gate_up, axis=-1, num_outputs=2, outputs=2, name="split")
         else:

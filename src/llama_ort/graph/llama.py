@@ -26,7 +26,7 @@ from .blocks import AttentionState, attention, mlp, residual_rms_norm, rms_norm
 from .builder import GraphBuilder, WeightStore, make_model, tensor_type
 from .rope import cos_sin_tables
 from .target import LAYOUTS, Target, get_target
-from .weights import LM_HEAD, QuantOptions, Weights
+from .weights import EMBEDDING_FORMS, LM_HEAD_OUTPUT, QuantOptions, Weights
 
 MODEL_FILES = {"merged": "decoder_model_merged.onnx", "single": "decoder_model.onnx"}
 
@@ -48,6 +48,12 @@ class BuildOptions:
             raise LlamaOrtError(f"--layout: unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
         if self.quant.block_size not in (16, 32, 64, 128, 256):
             raise LlamaOrtError(f"--block-size: {self.quant.block_size} is not one of 16, 32, 64, 128, 256")
+        if self.quant.embeddings not in EMBEDDING_FORMS:
+            raise LlamaOrtError(f"--embeddings: unknown form {self.quant.embeddings!r}; choose one of "
+                                f"{', '.join(EMBEDDING_FORMS)}")
+        if self.quant.embeddings == "int4" and not self.quant.symmetric:
+            raise LlamaOrtError("--embeddings int4 reads symmetric blocks only (GatherBlockQuantized takes integer "
+                                "zero points): drop --zero-points, or use --embeddings int8")
         return dataclasses.replace(self, layout=layout)
 
     def to_dict(self) -> dict:
@@ -93,13 +99,13 @@ def lm_head(b: GraphBuilder, w: Weights, spec: ModelSpec, x: str, all_logits: bo
     """[B, H] -> [B, vocab], or [B, S, H] -> [B, S, vocab] with all_logits."""
     weight = names.EMBED if spec.tie_word_embeddings else names.LM_HEAD
     if w.precision == "int4" and w.quant.quantize_lm_head:
-        return w.linear(b, x, [weight], LM_HEAD)
+        return w.linear(b, x, [weight], LM_HEAD_OUTPUT)
     # Gemm with transB reads the [vocab, H] table as stored, shared with the embeddings when tied.
     table = w.vector(b, weight)
     if not all_logits:
-        return b.op("Gemm", x, table, transB=1, name="lm_head")
+        return b.op("Gemm", x, table, transB=1, name=LM_HEAD_OUTPUT)
     flat = b.op("Reshape", x, b.const([-1, spec.hidden_size]))
-    logits = b.op("Gemm", flat, table, transB=1, name="lm_head")
+    logits = b.op("Gemm", flat, table, transB=1, name=LM_HEAD_OUTPUT)
     shape = b.op("Concat", b.op("Shape", x, start=0, end=-1), b.const([spec.vocab_size]), axis=0)
     return b.op("Reshape", logits, shape, name="logits")
 
@@ -161,11 +167,14 @@ def build_model(checkpoint: Checkpoint, folder: Path, options: BuildOptions, on_
     target = get_target(options.target)
     spec = checkpoint.spec
     if options.num_layers:
-        spec = dataclasses.replace(spec, num_layers=min(options.num_layers, spec.num_layers))
+        if not 1 <= options.num_layers <= spec.num_layers:
+            raise LlamaOrtError(f"--num-layers: {options.num_layers} is not between 1 and the checkpoint's "
+                                f"{spec.num_layers} layers")
+        spec = dataclasses.replace(spec, num_layers=options.num_layers)
     dtype = np.dtype(target.activation_dtype(options.precision))
     model_file = MODEL_FILES[options.layout]
     weights = Weights(checkpoint, spec, options.precision, dtype.name, options.quant, on_read,
-                      quantized_embeddings=target.quantized_embeddings)
+                      reads_quantized_tables=target.reads_quantized_tables)
     store = WeightStore(folder / (model_file + ".data"), model_file + ".data")
     try:
         b = GraphBuilder("llama", store, index_dtype=target.index_dtype)
@@ -233,7 +242,7 @@ def quantization(options: BuildOptions, weights: Weights) -> dict:
     many weights were the checkpoint's own 4-bit blocks rather than quantized here."""
     if options.precision != "int4":
         return {}
-    return options.quant.to_dict() | {"quantize_embeddings": weights.quantize_embeddings,
+    return options.quant.to_dict() | {"embeddings": weights.embedding_form,
                                       "weights_kept_as_stored": weights.kept_as_stored}
 
 

@@ -22,10 +22,7 @@ class Target:
     int4_activation: str  # activations around MatMulNBits: float32 or float16
     skip_simplified_layer_norm: bool = True  # com.microsoft.SkipSimplifiedLayerNormalization
     packed_qkv: bool = True  # one MatMul for Q, K and V
-    # One MatMul for the MLP's gate and up projections, at these precisions. In fp32 on the CPU packing saves
-    # nothing (the matrix time is the same) and the Split it needs costs about 2 % of a decode step; in int4
-    # it saves one activation quantization per layer.
-    packed_gate_up: tuple[str, ...] = PRECISIONS
+    packs_gate_up_at: tuple[str, ...] = PRECISIONS  # one MatMul for the MLP's gate and up, at these precisions
     # GroupQueryAttention reads total_sequence_length on the host. Derived from shapes alone (the prompt's
     # length, or max_seq_len for one token) it needs no device data, so a CUDA graph can capture the decode
     # step; but then a prompt must start on an empty cache. Derived from the mask, a prompt may extend one.
@@ -42,9 +39,9 @@ class Target:
     # GroupQueryAttention's own rotary: its int4 model with the fed rotary diverged from the CPU on the H100
     # (max |dlogit| 2.1, other tokens; fp32 and fp16 matched), which is not understood yet.
     rotary_io: bool = True
-    # int4 embeddings through com.microsoft.GatherBlockQuantized (QuantOptions.quantize_embeddings). Checked on
-    # the CPU provider only so far; the others keep the table in float.
-    quantized_embeddings: bool = False
+    # Quantized embedding tables through com.microsoft.GatherBlockQuantized (QuantOptions.embeddings). Checked
+    # on the CPU provider only so far; the others keep the table in float.
+    reads_quantized_tables: bool = False
 
     def check_precision(self, precision: str) -> None:
         if precision not in PRECISIONS:
@@ -67,8 +64,10 @@ class Target:
 TARGETS = {
     t.name: t
     for t in (
-        Target("cpu", "CPUExecutionProvider", "single", PRECISIONS, "float32", packed_gate_up=("fp16", "int4"),
-               quantized_embeddings=True),
+        # In fp32 packing gate and up saves nothing on the CPU (the matrix time is the same) and the Split it
+        # needs costs about 2 % of a decode step; in int4 it saves one activation quantization per layer.
+        Target("cpu", "CPUExecutionProvider", "single", PRECISIONS, "float32", packs_gate_up_at=("fp16", "int4"),
+               reads_quantized_tables=True),
         # CUDA graphs cannot capture control flow: the cuda model is a single graph used for prompt and decode.
         Target("cuda", "CUDAExecutionProvider", "single", PRECISIONS, "float16", shape_only_total_length=True),
         Target("dml", "DmlExecutionProvider", "merged", ("fp16", "int4", "fp32"), "float16", fused_rotary=False,

@@ -2,6 +2,8 @@
 
 `Weights.linear(b, x, names, out)` emits y = x @ W.T for the canonical weights `names` stacked along
 their output rows (one MatMul for Q, K and V when packed), as MatMul or MatMulNBits by precision.
+`Weights.embedding(b, ids)` reads rows of the embedding table: a Gather, or in int4 a GatherBlockQuantized of
+8-bit blocks, or of 4-bit blocks (shared with a quantized tied lm_head).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from ..checkpoint import names as canonical
 from ..checkpoint.base import Checkpoint
 from ..checkpoint.spec import ModelSpec
 from ..quant.int4 import Int4Weight, quantize_int4
+from ..quant.int8 import quantize_int8
 from .builder import MS_DOMAIN, GraphBuilder
 
 
@@ -25,27 +28,37 @@ class QuantOptions:
     symmetric: bool = True
     accuracy_level: int = 4  # MatMulNBits: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 activations (CPU)
     quantize_lm_head: bool = True
-    # The embedding table as 4-bit blocks too, read with GatherBlockQuantized where the target has it; tied to a
-    # quantized lm_head, the two share one table. Symmetric blocks only (the op takes integer zero points).
-    quantize_embeddings: bool = True
+    # The embedding table of an int4 model, where the target reads quantized tables (GatherBlockQuantized):
+    # "int8" blocks (near float, a quarter of fp32's bytes), "int4" blocks (shared with a quantized tied lm_head:
+    # smallest, but it changed a greedy answer of the embedded model), or "float".
+    embeddings: str = "int8"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-LM_HEAD = "lm_head"  # the lm_head's output and the prefix of its weights' initializers
+EMBEDDING_FORMS = ("float", "int8", "int4")
+LM_HEAD_OUTPUT = "lm_head"  # the lm_head node's output, and the prefix of its weights' initializers
+
+
+def embedding_form(precision: str, quant: QuantOptions, spec: ModelSpec, reads_quantized_tables: bool) -> str:
+    """The form the embedding table takes: quant.embeddings where it applies, else float."""
+    if precision != "int4" or not reads_quantized_tables:
+        return "float"
+    if spec.tie_word_embeddings and not quant.quantize_lm_head:
+        return "float"  # the float lm_head's table serves both: a quantized copy would only add bytes
+    return quant.embeddings
 
 
 class Weights:
     def __init__(self, checkpoint: Checkpoint, spec: ModelSpec, precision: str, activation_dtype: str,
-                 quant: QuantOptions, on_read=None, quantized_embeddings: bool = False):
+                 quant: QuantOptions, on_read=None, reads_quantized_tables: bool = False):
         self.checkpoint = checkpoint
         self.spec = spec  # the checkpoint's, or fewer layers of it
         self.precision = precision
         self.dtype = np.dtype(activation_dtype)
         self.quant = quant
-        self.quantize_embeddings = (precision == "int4" and quant.quantize_embeddings and quant.symmetric
-                                    and quantized_embeddings)
+        self.embedding_form = embedding_form(precision, quant, spec, reads_quantized_tables)
         self.kept_as_stored = 0  # int4 weights taken from the checkpoint's own 4-bit blocks (GGUF Q4_0)
         self.on_read = on_read or (lambda name, nbytes: None)
 
@@ -61,25 +74,47 @@ class Weights:
         return np.concatenate([self.read(n) for n in names], axis=0)
 
     def vector(self, b: GraphBuilder, name: str) -> str:
-        """A norm weight or an embedding table, in the activation dtype.
-
-        Embeddings stay in float: Gather reads one row per token, so int4 would save memory, not time.
-        """
+        """A norm weight or a float embedding table, in the activation dtype."""
         return b.weights.get(name, lambda: self.read(name).astype(self.dtype))
 
     def embedding(self, b: GraphBuilder, input_ids: str) -> str:
         """[B, S] token ids -> [B, S, H] rows of the embedding table."""
-        if not self.quantize_embeddings:
-            return b.op("Gather", self.vector(b, canonical.EMBED), input_ids, name="embed")
-        tied = self.spec.tie_word_embeddings and self.quant.quantize_lm_head
-        packed, scales, _ = self._int4(b, LM_HEAD + ".weight" if tied else "embed.weight", [canonical.EMBED])
+        if self.embedding_form == "int8":
+            return self._int8_embedding(b, input_ids)
+        if self.embedding_form == "int4":
+            return self._int4_embedding(b, input_ids)
+        return b.op("Gather", self.vector(b, canonical.EMBED), input_ids, name="embed")
+
+    def _int8_embedding(self, b: GraphBuilder, input_ids: str) -> str:
+        parts = {}
+
+        def quantized(part: str):
+            if not parts:
+                table = quantize_int8(self.read(canonical.EMBED), self.quant.block_size, self.dtype)
+                parts.update(codes=table.codes, scales=table.scales)
+            return parts.pop(part)  # each part is written once, then let go
+
+        codes = b.weights.get("embed.weight.int8", lambda: quantized("codes"))  # [vocab, H]
+        scales = b.weights.get("embed.weight.int8_scales", lambda: quantized("scales"))  # [vocab, k_blocks]
+        return b.op("GatherBlockQuantized", codes, input_ids, scales, domain=MS_DOMAIN, gather_axis=0,
+                    quantize_axis=1, block_size=self.quant.block_size, bits=8, name="embed")
+
+    def _int4_embedding(self, b: GraphBuilder, input_ids: str) -> str:
+        key = LM_HEAD_OUTPUT + ".weight" if self.spec.tie_word_embeddings else "embed.weight"
+        packed, scales, _ = self._int4(b, key, [canonical.EMBED])
         vocab, hidden = canonical.expected_shape(canonical.EMBED, self.spec)
+        block = self.quant.block_size
         # The packed table is [vocab, k_blocks, block_size / 2] as MatMulNBits wants it: gather whole rows of
-        # blocks, dequantized along the last axis, then flatten each row's blocks.
+        # blocks, dequantized along the last axis, then flatten each row's blocks, whose last one is padded with
+        # zeros where the block size does not divide the hidden size.
         block_scales = b.op("Reshape", scales, b.const([vocab, -1, 1]))
         rows = b.op("GatherBlockQuantized", packed, input_ids, block_scales, domain=MS_DOMAIN, gather_axis=0,
-                    quantize_axis=2, block_size=self.quant.block_size, bits=4)
-        return b.op("Reshape", rows, b.const([0, 0, hidden]), name="embed")
+                    quantize_axis=2, block_size=block, bits=4)
+        padded = -(-hidden // block) * block
+        if padded == hidden:
+            return b.op("Reshape", rows, b.const([0, 0, hidden]), name="embed")
+        flat = b.op("Reshape", rows, b.const([0, 0, padded]))
+        return b.op("Slice", flat, b.const([0]), b.const([hidden]), b.const([2]), name="embed")
 
     def linear(self, b: GraphBuilder, x: str, names: list[str], out: str, quantize: bool = True) -> str:
         key = out + ".weight"

@@ -60,7 +60,8 @@ class Cache:
 
     def store(self, pass_name: str, key: str, produce: Callable[[Path], None]) -> Path:
         """Run `produce(folder)` into a temporary folder, record its files' hashes, then rename it into place."""
-        scratch = self.root / "tmp" / f"{pass_name}-{uuid.uuid4().hex[:8]}"
+        self._remove_abandoned_scratch()
+        scratch = self.root / "tmp" / f"{pass_name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         scratch.mkdir(parents=True)
         try:
             produce(scratch)
@@ -75,5 +76,23 @@ class Cache:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
+    def _remove_abandoned_scratch(self) -> None:
+        """Scratch folders of processes that are gone (killed mid-pass), which nothing else would remove."""
+        for folder in (self.root / "tmp").glob("*-*-*"):
+            pid = folder.name.split("-")[-2]
+            if pid.isdigit() and not process_alive(int(pid)):
+                log.info("cache: removing %s, left by a run that ended before it was done", folder)
+                shutil.rmtree(folder, ignore_errors=True)
+
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

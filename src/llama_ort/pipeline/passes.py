@@ -60,7 +60,7 @@ def run_build(checkpoint: Checkpoint, out: Path, options: BuildOptions, show_pro
     with Progress(*columns, console=Console(stderr=True), disable=not show_progress) as progress:
         task = progress.add_task("build", total=total, tensor="", mb=0.0)
         read = {"bytes": 0}
-        seen = set()  # a tied embedding table is read twice: as embeddings and as the lm_head to quantize
+        seen = set()  # a tied float table may be read twice (embeddings, then the lm_head to quantize)
 
         def on_read(name: str, nbytes: int) -> None:
             read["bytes"] += nbytes

@@ -15,7 +15,11 @@ from pathlib import Path
 from .. import __version__
 from ..checkpoint import open_checkpoint
 from ..checkpoint.base import Checkpoint
+from ..errors import fail
 from ..graph.llama import BuildOptions
+from ..graph.target import get_target
+from ..graph.weights import QuantOptions
+from ..model_format import MANIFEST
 from .cache import ENTRY_FILE, Cache, cache_key
 from .passes import BUILD, LOAD, VERIFY, Pass, run_build, run_load, run_verify
 
@@ -42,16 +46,32 @@ def checkpoint_name(source: str | Path | None) -> str:
 
 
 def default_output_name(source: str | Path | None, options: BuildOptions) -> str:
-    """`smollm2-135m-instruct-cpu-fp32` for the embedded model built with the defaults."""
-    return f"{checkpoint_name(source)}-{options.target}-{options.precision}"
+    """`smollm2-135m-instruct-cpu-fp32` for the embedded model built with the defaults. Options off their
+    defaults lengthen it (`-2layers`, `-block128` ...), so that a debugging build never replaces the model the
+    other commands find by default."""
+    parts = [checkpoint_name(source), options.target, options.precision]
+    layout = options.resolved().layout
+    if layout != get_target(options.target).default_layout:
+        parts.append(layout)
+    if options.num_layers:
+        parts.append(f"{options.num_layers}layers")
+    if options.all_logits:
+        parts.append("all-logits")
+    if options.precision == "int4":
+        quant, default = options.quant, QuantOptions()
+        off_default = [(quant.block_size != default.block_size, f"block{quant.block_size}"),
+                       (quant.symmetric != default.symmetric, "zero-points"),
+                       (quant.accuracy_level != default.accuracy_level, f"accuracy{quant.accuracy_level}"),
+                       (quant.quantize_lm_head != default.quantize_lm_head, "float-lm-head"),
+                       (quant.embeddings != default.embeddings, f"embeddings-{quant.embeddings}")]
+        parts += [label for differs, label in off_default if differs]
+    return "-".join(parts)
 
 
 def embedded_model_folder(target: str = "cpu", precision: str | None = None,
                           models_dir: Path = Path("models/optimized"), cache_dir: Path = Path("cache")) -> Path:
     """The embedded model's folder where `llama-ort optimize` puts it with these options, built if missing.
     precision None is optimize's default: fp32 on the CPU, fp16 elsewhere."""
-    from ..model_format import MANIFEST
-
     options = BuildOptions(target=target, precision=precision or ("fp32" if target == "cpu" else "fp16"))
     folder = Path(models_dir) / default_output_name(None, options)
     if not (folder / MANIFEST).exists():
@@ -73,6 +93,9 @@ def optimize(source: str | Path | None, output: Path, options: BuildOptions, cac
     started = time.perf_counter()
     options = options.resolved()
     checkpoint = checkpoint or open_checkpoint(source)
+    check_replaceable(Path(output), checkpoint)
+    if Path(cache_dir).exists() and not Path(cache_dir).is_dir():
+        raise fail("--cache-dir", f"{cache_dir} is a file: give a folder")
     cache = Cache(cache_dir)
     if clean_cache:
         log.info("clean cache: removing %s", cache.root)
@@ -127,6 +150,19 @@ def link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
+
+
+def check_replaceable(output: Path, checkpoint: Checkpoint) -> None:
+    """The output folder is replaced whole: refuse anything but a model folder, an empty folder or a new path,
+    and a folder that holds the checkpoint being read."""
+    source = checkpoint.path.resolve()
+    if output.resolve() == source or output.resolve() in source.parents:
+        raise fail("--output", f"{output} holds the checkpoint being built ({checkpoint.path}): give another path")
+    if output.is_dir() and any(output.iterdir()) and not (output / MANIFEST).is_file():
+        raise fail("--output", f"{output} exists and is not a llama-ort model folder (it has no {MANIFEST}), so it "
+                               "will not be replaced: give a new path, or remove it first")
+    if output.exists() and not output.is_dir():
+        raise fail("--output", f"{output} is a file: give a folder path")
 
 
 def remove_output(output: Path) -> None:

@@ -26,6 +26,10 @@ class Chat:
         self.options = options
         self.system = [{"role": "system", "content": system}] if system else []
         self.turns: list[dict] = []  # user and assistant messages, oldest first
+        if self.max_prompt_tokens < 1:
+            raise fail("--max-new-tokens", f"an answer of {options.max_new_tokens} tokens leaves no room for a "
+                       f"prompt in {self.max_prompt_tokens + options.max_new_tokens} positions: lower "
+                       "--max-new-tokens or raise --max-seq-len")
 
     @property
     def max_prompt_tokens(self) -> int:
@@ -57,7 +61,8 @@ class Chat:
         if len(ids) > self.max_prompt_tokens:
             self.turns.pop()
             raise fail("message", f"is too long: with the chat template it takes {len(ids)} tokens, and at most "
-                       f"{self.max_prompt_tokens} fit with room for max_new_tokens ({self.options.max_new_tokens})")
+                       f"{self.max_prompt_tokens} fit with room for an answer of {self.options.max_new_tokens}: "
+                       "shorten it, lower --max-new-tokens or raise --max-seq-len")
         return ids
 
     def _drop_oldest_turn(self) -> str:

@@ -32,7 +32,8 @@ class Provider:
     takes_device_id: bool = True  # a "device_id" provider option (a plugin's device is picked from its list instead)
     has_metacommands: bool = False  # DirectML's "disable_metacommands" option
     # GroupQueryAttention appends to a past_key bound to the same buffer as present_key (else the cache is kept
-    # in two copies that take turns: see KVCache).
+    # in two copies that take turns: see KVCache). Every provider does so far; webgpu is the one in question
+    # (scripts/webgpu_runtime_probe.py compares both forms there).
     updates_kv_in_place: bool = True
     captures_graphs: bool = False  # "enable_cuda_graph": a decode step replayed as one CUDA graph
     base_options: tuple[tuple[str, str], ...] = ()
@@ -85,10 +86,17 @@ def add_to_session(provider: Provider, options: ort.SessionOptions, device_id: i
     if provider.plugin:
         options.add_provider_for_devices([plugin_device(provider, device_id)], ep_options)
         return None
-    if provider.ep not in ort.get_available_providers():
+    check_available(provider)
+    return [(provider.ep, ep_options)]
+
+
+def check_available(provider: Provider) -> None:
+    """Raise LlamaOrtError naming what to install when `provider` cannot run here (before any work for it)."""
+    if provider.plugin:
+        plugin_device(provider, 0)
+    elif provider.ep not in ort.get_available_providers():
         raise LlamaOrtError(f"--provider {provider.name}: this onnxruntime has no {provider.ep}; "
                             f"install it with `{provider.install}`")
-    return [(provider.ep, ep_options)]
 
 
 _registered_plugins: dict[str, str] = {}  # package -> the EP name its library registered

@@ -110,7 +110,16 @@ def load_model(folder: str | Path, provider: str = "cpu", *, max_seq_len: int | 
     target = get_provider(provider)
     if graph:
         check_graph_capture(target, manifest, max_seq_len)
-    session = create_session(str(model_path), target, device_id, disable_metacommands, max_seq_len, graph, threads)
+    try:
+        session = create_session(str(model_path), target, device_id, disable_metacommands, max_seq_len, graph,
+                                 threads)
+    except Exception as e:
+        if type(e).__module__ != ort.capi.onnxruntime_pybind11_state.__name__:
+            raise
+        # onnxruntime's own error types: most often a damaged or incomplete model file
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise fail(model_path, f"onnxruntime cannot load it ({reason}); if the folder's files are damaged or "
+                               "incomplete, rebuild it with `llama-ort optimize`") from None
     return Model(folder, manifest, spec, session, target, device_id, max_seq_len, disable_metacommands, graph)
 
 

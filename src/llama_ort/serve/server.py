@@ -14,6 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
+from ..errors import fail
 from ..pipeline import embedded_model_folder
 from .app import create_app
 from .runtime_engine import MAX_SEQ_LEN, load_engine
@@ -34,6 +35,7 @@ def serve(model_dir: str | Path | None = None, host: str = LOCAL_HOST, port: int
     page once the server listens. A row holds at most max_seq_len tokens, prompt included; up to
     max_batch_size requests decode together and max_waiting more wait for room.
     """
+    check_listenable(host, port)
     folder = Path(model_dir) if model_dir is not None else embedded_model_folder(provider, precision)
     engine = load_engine(folder, provider, max_seq_len, device_id)
     app = create_app(engine, max_batch_size, max_waiting)
@@ -44,6 +46,21 @@ def serve(model_dir: str | Path | None = None, host: str = LOCAL_HOST, port: int
     if open_browser:
         threading.Thread(target=open_when_started, args=(server, page_urls(host, port)[0]), daemon=True).start()
     server.run()
+
+
+def check_listenable(host: str, port: int) -> None:
+    """Fail now, in one line, where uvicorn would fail only after the model has loaded."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        raise fail("--host", f"{host!r} is not an address to listen on ({e.strerror})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closing port is free
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise fail(f"{host}:{port}", f"cannot listen there ({e.strerror}): choose another --port or --host, "
+                                         "or stop what holds it") from None
 
 
 def page_urls(host: str, port: int) -> list[str]:
