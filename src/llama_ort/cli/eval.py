@@ -22,6 +22,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
     from rich.progress import Progress
 
     from ..errors import fail
@@ -37,10 +38,11 @@ def run(args: argparse.Namespace) -> int:
     model, tokenizer = load(args)
     ids = tokenizer.encode(text)
     limit = min(args.max_tokens or len(ids), model.spec.context_length, model.max_seq_len or len(ids))
-    ids = ids[:limit]
-    with Progress(transient=True) as progress:
-        task = progress.add_task("scoring", total=len(ids) - 2)
-        value = teacher_forced_perplexity(model, ids, on_step=lambda: progress.advance(task))
-    print(f"perplexity {value:.3f} over {len(ids)} tokens of {args.text} "
+    scored = ids[:limit]
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("scoring", total=len(scored) - 2)
+        value = teacher_forced_perplexity(model, scored, on_step=lambda: progress.advance(task))
+    of_all = f" (the first of {len(ids)}: --max-tokens, --max-seq-len or the context length)" if limit < len(ids) else ""
+    print(f"perplexity {value:.3f} over {len(scored)} tokens{of_all} of {args.text} "
           f"({model.manifest.precision}, {model.manifest.target})")
     return 0
