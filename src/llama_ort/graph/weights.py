@@ -8,6 +8,7 @@ their output rows (one MatMul for Q, K and V when packed), as MatMul or MatMulNB
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -50,6 +51,19 @@ def embedding_form(precision: str, quant: QuantOptions, spec: ModelSpec, reads_q
     return quant.embeddings
 
 
+def made_together(make: Callable[[], dict[str, np.ndarray]]) -> Callable[[str], np.ndarray]:
+    """A getter of arrays that one computation makes together (codes and scales), made on the first call and each
+    handed out once, then let go: the weight store writes each when it first needs it."""
+    parts: dict[str, np.ndarray] = {}
+
+    def part(name: str) -> np.ndarray:
+        if not parts:
+            parts.update(make())
+        return parts.pop(name)
+
+    return part
+
+
 class Weights:
     def __init__(self, checkpoint: Checkpoint, spec: ModelSpec, precision: str, activation_dtype: str,
                  quant: QuantOptions, on_read=None, reads_quantized_tables: bool = False):
@@ -86,16 +100,13 @@ class Weights:
         return b.op("Gather", self.vector(b, canonical.EMBED), input_ids, name="embed")
 
     def _int8_embedding(self, b: GraphBuilder, input_ids: str) -> str:
-        parts = {}
+        def quantize() -> dict:
+            table = quantize_int8(self.read(canonical.EMBED), self.quant.block_size, self.dtype)
+            return {"codes": table.codes, "scales": table.scales}
 
-        def quantized(part: str):
-            if not parts:
-                table = quantize_int8(self.read(canonical.EMBED), self.quant.block_size, self.dtype)
-                parts.update(codes=table.codes, scales=table.scales)
-            return parts.pop(part)  # each part is written once, then let go
-
-        codes = b.weights.get("embed.weight.int8", lambda: quantized("codes"))  # [vocab, H]
-        scales = b.weights.get("embed.weight.int8_scales", lambda: quantized("scales"))  # [vocab, k_blocks]
+        part = made_together(quantize)
+        codes = b.weights.get("embed.weight.int8", lambda: part("codes"))  # [vocab, H]
+        scales = b.weights.get("embed.weight.int8_scales", lambda: part("scales"))  # [vocab, k_blocks]
         return b.op("GatherBlockQuantized", codes, input_ids, scales, domain=MS_DOMAIN, gather_axis=0,
                     quantize_axis=1, block_size=self.quant.block_size, bits=8, name="embed")
 
@@ -131,20 +142,16 @@ class Weights:
     def _int4(self, b: GraphBuilder, key: str, names: list[str]) -> tuple[str, str, str | None]:
         """The initializers of the weights `names` stacked and quantized: packed codes [N, k_blocks,
         block_size / 2], scales [N * k_blocks] and (asymmetric) zero points; made once per key."""
-        q = self.quant
-        parts = {}
+        def quantize() -> dict:
+            qw = self._int4_weight(names)
+            return {"int4": qw.packed, "scales": qw.scales.reshape(-1), "zero_points": qw.zero_points}
 
-        def quantized(part: str):
-            if not parts:
-                qw = self._int4_weight(names)
-                parts.update(int4=qw.packed, scales=qw.scales.reshape(-1), zero_points=qw.zero_points)
-            return parts.pop(part)  # each part is written once, then let go
-
-        packed = b.weights.get(key + ".int4", lambda: quantized("int4"))
-        scales = b.weights.get(key + ".scales", lambda: quantized("scales"))
+        part = made_together(quantize)
+        packed = b.weights.get(key + ".int4", lambda: part("int4"))
+        scales = b.weights.get(key + ".scales", lambda: part("scales"))
         zero_points = None
-        if not q.symmetric:
-            zero_points = b.weights.get(key + ".zero_points", lambda: quantized("zero_points").reshape(-1))
+        if not self.quant.symmetric:
+            zero_points = b.weights.get(key + ".zero_points", lambda: part("zero_points").reshape(-1))
         return packed, scales, zero_points
 
     def _int4_weight(self, names: list[str]) -> Int4Weight:
