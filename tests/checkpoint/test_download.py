@@ -183,6 +183,9 @@ def test_cli_hf_arguments(tmp_path, monkeypatch, capsys):
     assert calls == [("meta-llama/Llama-2-7b-chat-hf", Path("models/Llama-2-7b-chat-hf"), "v1")]
     assert main(["download", "--hf", "org/model", "--model", "7b"]) == 2
     assert capsys.readouterr().err.startswith("llama-ort: error: --model: ")
+    assert main(["download", "--hf", " "]) == 2
+    assert capsys.readouterr().err.startswith("llama-ort: error: --hf: is empty")
+    assert len(calls) == 1
     with pytest.raises(SystemExit) as exit:  # --meta-url and --hf exclude each other
         main(["download", "--hf", "org/model", "--meta-url", "https://x/*"])
     assert exit.value.code == 2

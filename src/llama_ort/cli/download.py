@@ -28,6 +28,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    if args.hf is not None and not args.hf.strip():
+        raise fail("--hf", "is empty: give a repo id such as meta-llama/Llama-2-7b-chat-hf")
     if args.hf:
         if args.model:
             raise fail("--model", "picks a Llama 2 model from Meta; with --hf the repo id names the model")
