@@ -56,9 +56,7 @@ class Checkpoint(abc.ABC):
     def checked(self, name: str) -> np.ndarray:
         """`read(name)`, failing with the file named if the shape disagrees with the config."""
         tensor = self.read(name)
-        want = names.expected_shape(name, self.spec)
-        if tuple(tensor.shape) != want:
-            raise fail(self.path, f"tensor {name} has shape {tuple(tensor.shape)} but the config implies {want}")
+        self._check_shape(name, tuple(tensor.shape))
         return tensor
 
     def int4_blocks(self, name: str, block_size: int) -> Int4Weight | None:
@@ -69,10 +67,14 @@ class Checkpoint(abc.ABC):
     def checked_int4_blocks(self, name: str, block_size: int) -> Int4Weight | None:
         """`int4_blocks`, failing with the file named if the shape disagrees with the config."""
         blocks = self.int4_blocks(name, block_size)
-        want = names.expected_shape(name, self.spec)
-        if blocks is not None and (blocks.n, blocks.k) != want:
-            raise fail(self.path, f"tensor {name} has shape {(blocks.n, blocks.k)} but the config implies {want}")
+        if blocks is not None:
+            self._check_shape(name, (blocks.n, blocks.k))
         return blocks
+
+    def _check_shape(self, name: str, shape: tuple[int, ...]) -> None:
+        want = names.expected_shape(name, self.spec)
+        if shape != want:
+            raise fail(self.path, f"tensor {name} has shape {shape} but the config implies {want}")
 
     def close(self) -> None:
         """Release file handles and maps."""

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .blocks import padded_blocks
+
 BLOCK_SIZES = (16, 32, 64, 128, 256)
 
 
@@ -30,10 +32,8 @@ class Int4Weight:
 
 def quantize_int4(w: np.ndarray, block_size: int = 32, symmetric: bool = True, scale_dtype=np.float32) -> Int4Weight:
     n, k = w.shape
-    k_blocks = -(-k // block_size)
-    blocks = np.zeros((n, k_blocks * block_size), np.float32)
-    blocks[:, :k] = w
-    blocks = blocks.reshape(n, k_blocks, block_size)
+    blocks = padded_blocks(w, block_size)
+    k_blocks = blocks.shape[1]
 
     if symmetric:
         # The value of largest magnitude maps to code 0 (-8 * scale), using the whole signed range as MLAS does.

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .blocks import padded_blocks
+
 ZERO_POINT = 128
 
 
@@ -23,10 +25,7 @@ class Int8Table:
 
 def quantize_int8(w: np.ndarray, block_size: int = 32, scale_dtype=np.float32) -> Int8Table:
     n, k = w.shape
-    k_blocks = -(-k // block_size)
-    blocks = np.zeros((n, k_blocks * block_size), np.float32)
-    blocks[:, :k] = w
-    blocks = blocks.reshape(n, k_blocks, block_size)
+    blocks = padded_blocks(w, block_size)
     scales = (np.abs(blocks).max(axis=2) / 127.0).astype(scale_dtype)
     s = scales.astype(np.float32)[..., None]  # quantize against the scale as stored (possibly fp16)
     inv = np.divide(1.0, s, out=np.zeros_like(s), where=s != 0)
