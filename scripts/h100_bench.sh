@@ -7,8 +7,9 @@
 # carries .gpu-whl-extra and .gpu-webgpu:  bash scripts/h100_bench.sh STAGE   (results under $OUT)
 #   check      install; the GPU tests; the WebGPU check; the WebGPU runtime probe
 #   build      every CUDA variant's build, timed one after the other (a tiny workload, so that nothing else runs)
-#   build-ours llama-ort's CUDA builds only (same workload)
-#   graphed    llama-ort's rows, with and without CUDA graphs, at batch 1 and 16; the batch-16 fp16 profile
+#   build-ours llama-ort's CUDA builds only (same workload), int4 at block 128 too
+#   graphed    llama-ort's rows (int4 block 128 too), with and without CUDA graphs, at batch 1 and 16; the
+#              batch-16 fp16 profile
 #   table      every peer in one run: batch 1, prompts of 128 and 2048 tokens, 256 new tokens
 #   batched    llama-ort and onnxruntime-genai at batch 4 and 16
 #   profile    the GPU kernels of llama-ort's fp16 and int4 steps
@@ -21,6 +22,7 @@ WORK=/tmp/bench-work
 [ -f /tmp/site/onnxruntime/__init__.py ] || bash .gpu-whl-extra/install-ort-gpu.sh >/dev/null || exit 1
 source .gpu-webgpu/setup-webgpu.sh >/dev/null 2>&1
 export PYTHONPATH=/tmp/site:$PWD/src HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+INT4_128="int4 --block-size 128"  # fewer scales to read per weight than the default block of 32
 bench() { python3 -m llama_ort bench --shape llama2-7b --device cuda --workdir "$WORK" "$@"; }
 nvidia-smi --query-gpu=name,memory.used,memory.total,utilization.gpu --format=csv,noheader
 case $stage in
@@ -33,11 +35,11 @@ case $stage in
       --new-tokens 4 --repeats 1 --warmup 0 --output "$OUT/prebuild" 2>&1 | tail -30
     cp "$WORK"/builds/*/*.build.json "$OUT/prebuild/" 2>/dev/null ;;
   build-ours)
-    bench --peers llama-ort --skip "cuda graph,webgpu" --batch-sizes 1 --prompt-lengths 16 \
-      --new-tokens 4 --repeats 1 --warmup 0 --output "$OUT/prebuild" 2>&1 | tail -30 ;;
+    bench --peers llama-ort --skip "cuda graph,webgpu" --batch-sizes 1 --prompt-lengths 16 --llama-ort-variant \
+      "$INT4_128" --new-tokens 4 --repeats 1 --warmup 0 --output "$OUT/prebuild" 2>&1 | tail -30 ;;
   graphed)
     bench --peers llama-ort --skip webgpu --batch-sizes 1,16 --prompt-lengths 128 --new-tokens 256 --repeats 2 \
-      --timeout 150 --output "$OUT/h100-graphed" 2>&1 | tail -30
+      --llama-ort-variant "$INT4_128" --timeout 150 --output "$OUT/h100-graphed" 2>&1 | tail -30
     python3 scripts/profile_gpu.py "$WORK"/builds/*/llama-ort-cuda-fp16 --out "$OUT/profile" --batch 16 \
       --prompt 128 2>&1 | tail -20 ;;
   table)

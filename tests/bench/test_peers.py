@@ -23,3 +23,11 @@ def test_a_cpu_run_has_one_llama_ort_row_per_precision():
     rows = LlamaOrt().variants(("fp32", "int4"), Workload())
     assert [(v.label, v.target, why) for v, why in rows] == [("llama-ort fp32", "cpu", None),
                                                               ("llama-ort int4", "cpu", None)]
+
+
+def test_a_custom_variant_shares_one_build_and_on_a_gpu_also_runs_with_cuda_graphs():
+    cpu = LlamaOrt().custom_variants("int4 --block-size 128", Workload())
+    assert [(v.label, v.build_args) for v in cpu] == [("llama-ort int4 --block-size 128", ("--block-size", "128"))]
+    gpu = LlamaOrt().custom_variants("int4 --block-size 128", Workload(device="cuda"))
+    assert [v.label for v in gpu] == ["llama-ort int4 --block-size 128", "llama-ort int4 --block-size 128, cuda graph"]
+    assert len({v.build_key for v in gpu}) == 1

@@ -4,6 +4,7 @@ A greedy decode step must run the session once and download next_token [batch] o
 uploads, no new OrtValues, no new bindings or rebinding.
 """
 
+import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -64,6 +65,15 @@ def test_a_greedy_step_downloads_only_the_token_ids(tiny, calls, mode, batch):
     for counts in run_steps(model, PROMPTS[:batch], SamplingParams(), calls):
         assert counts == Counter({("run_with_iobinding", None): 1,
                                   ("numpy", ((batch,), np.dtype(np.int64))): 1})
+
+
+def test_a_greedy_step_under_cuda_graph_ids_uploads_nothing_either(tiny, calls):
+    """A graphed step may be run several times with the same bindings (test_graph_replays.py), so input_ids must
+    not alias the next_token it writes: the ids take turns between two buffers instead of going through the host."""
+    model = dataclasses.replace(load_model(tiny.folder, max_seq_len=64), graph=True)
+    for counts in run_steps(model, PROMPTS[:2], SamplingParams(), calls):
+        assert counts == Counter({("run_with_iobinding", None): 1,
+                                  ("numpy", ((2,), np.dtype(np.int64))): 1})
 
 
 def test_a_sampled_step_downloads_the_logits_and_uploads_the_ids_into_the_same_buffer(tiny, calls):

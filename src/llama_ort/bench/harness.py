@@ -130,7 +130,7 @@ def plan(peer: Peer, sources: Sources, workload: Workload, precisions: tuple[str
         return [(Row(peer.name, peer.name, "", MISSING, reason), None)]
     variants = peer.variants(precisions, workload)
     if isinstance(peer, LlamaOrt):
-        variants += [(peer.custom_variant(spec, workload), None) for spec in llama_ort_variants]
+        variants += [(v, None) for spec in llama_ort_variants for v in peer.custom_variants(spec, workload)]
     planned = []
     for variant, why in variants:
         left_out = next((word for word in skip if word in variant.label), None)

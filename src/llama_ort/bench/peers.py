@@ -21,6 +21,7 @@ from .results import Timing
 from .workload import Workload
 
 PYTHON = sys.executable
+CUDA_GRAPH = "cuda graph"  # the flavor of a row run with CUDA graphs
 
 
 def slug(text: str) -> str:
@@ -116,14 +117,19 @@ class LlamaOrt(Peer):
             webgpu_missing = "the WebGPU plugin is not installed (pip install onnxruntime-ep-webgpu)"
         found = []
         for p in precisions:
-            found += [(Variant(self.name, p, "", "cuda"), None), (Variant(self.name, p, "cuda graph", "cuda"), None),
+            found += [(Variant(self.name, p, "", "cuda"), None), (Variant(self.name, p, CUDA_GRAPH, "cuda"), None),
                       (Variant(self.name, p, "webgpu", "webgpu"), webgpu_missing)]
         return found
 
-    def custom_variant(self, spec: str, workload: Workload) -> Variant:
-        """`"int4 --block-size 128"`: a precision, then more `llama-ort optimize` arguments."""
+    def custom_variants(self, spec: str, workload: Workload) -> list[Variant]:
+        """`"int4 --block-size 128"`: a precision, then more `llama-ort optimize` arguments; on a GPU, run with and
+        without CUDA graphs, like the built-in variants."""
         precision, *args = spec.split()
-        return Variant(self.name, precision, " ".join(args), workload.device, tuple(args))
+        flavor = " ".join(args)
+        found = [Variant(self.name, precision, flavor, workload.device, tuple(args))]
+        if workload.device == "cuda":
+            found.append(Variant(self.name, precision, f"{flavor}, {CUDA_GRAPH}", "cuda", tuple(args)))
+        return found
 
     def inputs(self, variant, sources):
         return Inputs(checkpoint=None if sources.checkpoint is None else str(sources.checkpoint))
@@ -136,7 +142,7 @@ class LlamaOrt(Peer):
 
     def open(self, variant, inputs, workload):
         # A target's model runs on the provider of the same name (cpu, cuda, webgpu).
-        return LlamaOrtRunner(Path(inputs.built), workload, variant.target, graph=variant.flavor == "cuda graph")
+        return LlamaOrtRunner(Path(inputs.built), workload, variant.target, graph=variant.flavor.endswith(CUDA_GRAPH))
 
 
 class LlamaOrtRunner:
@@ -194,7 +200,7 @@ class OrtGenai(Peer):
             why = None if p in ("fp32", "fp16", "int4") else f"its builder has no {p}"
             found.append((Variant(self.name, p, target=workload.device), why))
             if workload.device == "cuda":
-                found.append((Variant(self.name, p, "cuda graph", workload.device), why))
+                found.append((Variant(self.name, p, CUDA_GRAPH, workload.device), why))
         return found
 
     def build_command(self, variant, inputs, out, scratch):
@@ -220,7 +226,7 @@ class GenaiRunner:
         if variant.target == "cuda":
             config.clear_providers()
             config.append_provider("cuda")
-            config.set_provider_option("cuda", "enable_cuda_graph", "1" if variant.flavor == "cuda graph" else "0")
+            config.set_provider_option("cuda", "enable_cuda_graph", "1" if variant.flavor == CUDA_GRAPH else "0")
         if workload.threads:
             options = {"intra_op_num_threads": workload.threads, "inter_op_num_threads": 1}
             config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))

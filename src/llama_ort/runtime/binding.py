@@ -1,10 +1,9 @@
 """The decoder's inputs and outputs for one generation: allocated once on the device and bound once.
 
-Between two greedy steps nothing moves but the next token ids: the KV cache is updated on the device, the
-attention mask (and in the merged layout the rotary embeddings) goes from one step to the next on the device,
-and input_ids is the next_token buffer itself where the two have one type. (Where input_ids is int32, as for
-webgpu, and next_token int64, or where decode steps are CUDA graphs, the ids are downloaded and uploaded: a
-few bytes a row.)
+Between two greedy steps nothing moves but the next token ids: the KV cache is updated on the device, and the
+attention mask, the token ids (where input_ids and next_token have one type) and in the merged layout the rotary
+embeddings go from one step to the next on the device. (Where input_ids is int32, as for webgpu, and next_token
+int64, the ids are downloaded and uploaded: a few bytes a row.)
 """
 
 from __future__ import annotations
@@ -23,7 +22,11 @@ MASK_SEQ_AXIS = 1  # [batch, max_seq_len]
 
 class DecoderBinding:
     """Two IO bindings take turns: binding t reads the attention mask from masks[t] and writes the next step's
-    into masks[1 - t], so the mask never visits the host. Everything else is the same buffer in both."""
+    into masks[1 - t], so the mask never visits the host; the token ids and the rotary embeddings do the same.
+
+    A step reads nothing it writes (the KV cache aside, whose rows it appends are the same each time), so running
+    a step twice with the same bindings gives the same result: with CUDA graphs, onnxruntime runs a graph's first
+    step up to three times over (warm-up runs, then the capture)."""
 
     def __init__(self, model: Model, batch: int, capacity: int):
         self.model = model
@@ -32,15 +35,17 @@ class DecoderBinding:
         self.cache = KVCache(model, batch, capacity)
         self.masks = [model.allocate((batch, capacity), self.index_dtype) for _ in range(2)]
         self.logits = model.allocate((batch, model.spec.vocab_size), np.float32)
-        # input_ids is bound to this buffer's address, so it must be one a raw pointer reaches: see Provider.
+        # input_ids [batch, 1] is bound to a next_token [batch] buffer's address, read through another shape, so
+        # the buffers must be ones a raw pointer reaches: see Provider.
         tokens_on_device = model.provider.tokens_on_device
-        self.next_token = model.allocate((batch,), model.next_token_dtype, on_host=not tokens_on_device)
         self.token_device = (model.provider.device_type, model.device_id) if tokens_on_device else ("cpu", 0)
-        # With CUDA graphs, onnxruntime runs a graph's first step up to three times over (warm-up runs, then the
-        # capture) with the same bindings: an input_ids that aliases next_token would advance on each run. There
-        # the ids go through a buffer of their own, written from the host (a few bytes a row), as for webgpu.
-        self.is_argmax_next_input = model.next_token_dtype == self.index_dtype and not model.graph
-        self.step_ids = None  # else a decode step's input_ids [batch, 1] has a buffer of its own
+        self.is_argmax_next_input = model.next_token_dtype == self.index_dtype
+        # Binding t reads input_ids from tokens[t] and writes next_token into tokens[1 - t]. Where the types differ,
+        # both bindings write the one tokens[0], and a decode step's input_ids [batch, 1] has a buffer of its own,
+        # written from the host.
+        self.tokens = [model.allocate((batch,), model.next_token_dtype, on_host=not tokens_on_device)
+                       for _ in range(2 if self.is_argmax_next_input else 1)]
+        self.step_ids = None
         if not self.is_argmax_next_input:
             self.step_ids = model.allocate((batch, 1), self.index_dtype, on_host=not tokens_on_device)
         # The seed's rotary contract (merged layout): like the masks, cos/sin [batch, 1, head_dim / 2] of the next
@@ -87,7 +92,7 @@ class DecoderBinding:
 
     def take_argmax(self) -> np.ndarray:
         """The last step's next_token [batch], which is also the next step's input: a greedy step's one download."""
-        tokens = self.next_token.numpy().copy()  # on the CPU numpy() is a view of a buffer the next step reuses
+        tokens = self._last_tokens().numpy().copy()  # on the CPU numpy() is a view of a buffer a later step reuses
         if not self.is_argmax_next_input:
             self.write_tokens(tokens)
         return tokens
@@ -98,8 +103,12 @@ class DecoderBinding:
 
     def write_tokens(self, tokens: np.ndarray) -> None:
         """Make `tokens` [batch] the next step's input (after sampling on the host)."""
-        target = self.next_token if self.is_argmax_next_input else self.step_ids
+        target = self._last_tokens() if self.is_argmax_next_input else self.step_ids
         target.update_inplace(np.asarray(tokens, self.index_dtype).reshape(target.shape()))
+
+    def _last_tokens(self) -> ort.OrtValue:
+        """The buffer the last step wrote its next_token into, which the next step (turn self.turn) reads."""
+        return self.tokens[self.turn % len(self.tokens)]
 
     def grow(self, capacity: int) -> None:
         """Lengthen the cache and the masks to `capacity` positions on the device, keeping their contents."""
@@ -129,7 +138,7 @@ class DecoderBinding:
             binding.bind_ortvalue_input(io.ATTENTION_MASK, self.masks[t])
             binding.bind_ortvalue_output(io.NEXT_ATTENTION_MASK, self.masks[1 - t])
             binding.bind_ortvalue_output(io.LOGITS, self.logits)
-            binding.bind_ortvalue_output(io.NEXT_TOKEN, self.next_token)
+            binding.bind_ortvalue_output(io.NEXT_TOKEN, self.tokens[(1 - t) % len(self.tokens)])
             if self.rotary:
                 for name, value in zip((io.NEXT_COS, io.NEXT_SIN), self.rotary[1 - t]):
                     binding.bind_ortvalue_output(name, value)
@@ -138,8 +147,8 @@ class DecoderBinding:
     def _bind_step_inputs(self, binding: ort.IOBinding, t: int) -> None:
         """Bind a decode step's inputs, which the step before wrote on the device (a prompt binds its own).
 
-        input_ids [batch, 1] is next_token [batch] read through another shape: the argmax of one step is the next
-        step's input where it lies. (The graph reads input_ids first, writes next_token last.)"""
+        input_ids [batch, 1] is the buffer the step before wrote its next_token [batch] into: the argmax of one step
+        is the next step's input where it lies."""
         if self.rotary:
             for name, value in zip((io.COS, io.SIN), self.rotary[t]):
                 binding.bind_ortvalue_input(name, value)
@@ -148,4 +157,4 @@ class DecoderBinding:
             return
         device_type, device_id = self.token_device
         binding.bind_input(io.INPUT_IDS, device_type, device_id, self.index_dtype, [self.batch, 1],
-                           self.next_token.data_ptr())
+                           self.tokens[t].data_ptr())
