@@ -18,6 +18,7 @@ import onnxruntime_ep_webgpu  # noqa: E402
 
 from llama_ort import model_format as io  # noqa: E402
 from llama_ort.graph.llama import BuildOptions, build_model  # noqa: E402
+from llama_ort.graph.weights import QuantOptions  # noqa: E402
 from reference import Stepper, random_checkpoint, tiny_spec  # noqa: E402
 
 
@@ -58,10 +59,15 @@ def main():
     report = {"onnxruntime": ort.__version__, "rows": []}
     ort.register_execution_provider_library("webgpu", onnxruntime_ep_webgpu.get_library_path())
     prompts = [[5, 17, 42, 8, 9], [3, 99, 12, 7, 64, 31, 2, 88, 45]]
-    for precision in ("fp32", "fp16", "int4"):
+    # int4 three ways: the default build, min/max blocks with zero points, and float activations (accuracy level 0,
+    # where the default's 4 lets MatMulNBits quantize activations to int8)
+    builds = [("fp32", "fp32", QuantOptions()), ("fp16", "fp16", QuantOptions()), ("int4", "int4", QuantOptions()),
+              ("int4 zero points", "int4", QuantOptions(symmetric=False)),
+              ("int4 accuracy 0", "int4", QuantOptions(accuracy_level=0))]
+    for label, precision, quant in builds:
         folder = Path(tempfile.mkdtemp())
-        manifest = build_model(checkpoint, folder, BuildOptions(target="webgpu", precision=precision))
-        row = {"precision": precision, "layout": manifest.layout, "rotary_io": manifest.rotary_io}
+        manifest = build_model(checkpoint, folder, BuildOptions(target="webgpu", precision=precision, quant=quant))
+        row = {"precision": label, "layout": manifest.layout, "rotary_io": manifest.rotary_io}
         try:
             gpu = run_steps(folder, webgpu_session(folder / manifest.model_file, 64), prompts, 17, 64)
             cpu = run_steps(folder, cpu_session(folder / manifest.model_file, 64), prompts, 17, 64)

@@ -105,6 +105,10 @@ class DecoderBinding:
         """Make `tokens` [batch] the next step's input (after sampling on the host)."""
         target = self._last_tokens() if self.is_argmax_next_input else self.step_ids
         target.update_inplace(np.asarray(tokens, self.index_dtype).reshape(target.shape()))
+        if not self.is_argmax_next_input:
+            # An input in host memory for a session whose graph reads it on the device (webgpu) is copied up
+            # when it is bound, not when the session runs: bind it again to send the new ids.
+            self.bindings[self.turn].bind_ortvalue_input(io.INPUT_IDS, self.step_ids)
 
     def _last_tokens(self) -> ort.OrtValue:
         """The buffer the last step wrote its next_token into, which the next step (turn self.turn) reads."""
