@@ -35,7 +35,7 @@ class Pass:
 
 
 LOAD = Pass("load", 1)
-BUILD = Pass("build", 2)
+BUILD = Pass("build", 3)
 VERIFY = Pass("verify", 1)
 
 

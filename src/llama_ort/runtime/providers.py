@@ -32,8 +32,8 @@ class Provider:
     takes_device_id: bool = True  # a "device_id" provider option (a plugin's device is picked from its list instead)
     has_metacommands: bool = False  # DirectML's "disable_metacommands" option
     # GroupQueryAttention appends to a past_key bound to the same buffer as present_key (else the cache is kept
-    # in two copies that take turns: see KVCache). Every provider does so far; webgpu is the one in question
-    # (scripts/webgpu_runtime_probe.py compares both forms there).
+    # in two copies that take turns: see KVCache). Every provider measured does: cpu and cuda by their tests,
+    # webgpu by scripts/webgpu_runtime_probe.py on an H100, where both forms match the CPU.
     updates_kv_in_place: bool = True
     captures_graphs: bool = False  # "enable_cuda_graph": a decode step replayed as one CUDA graph
     base_options: tuple[tuple[str, str], ...] = ()
