@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine (after h100_bench.sh's install): the cuda fp16 model of the Llama-2-7B shape with the MLP's
 # gate and up packed into one GEMM (and a Split) against two GEMMs, built from one checkpoint and benched in turn,
-# twice each. Results under $OUT/ab-{packed,unpacked}-N. docs/BENCHMARKS.md has the 2026-11-25 run.
+# twice each. Results under $OUT/ab-{packed,unpacked}-N. docs/BENCHMARKS.md has the 2026-11-26 run, made with
+# an earlier form of this script (the same builds and bench commands, other scratch paths).
 set -uo pipefail
 [ -f /tmp/site/onnxruntime/__init__.py ] || bash .gpu-whl-extra/install-ort-gpu.sh >/dev/null || exit 1
 export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1

@@ -71,7 +71,7 @@ def main():
     for label, precision, quant in builds:
         folder = Path(tempfile.mkdtemp())
         manifest = build_model(checkpoint, folder, BuildOptions(target="webgpu", precision=precision, quant=quant))
-        row = {"precision": label, "layout": manifest.layout, "rotary_io": manifest.rotary_io}
+        row = {"build": label, "precision": precision, "layout": manifest.layout, "rotary_io": manifest.rotary_io}
         try:
             cpu = run_steps(folder, cpu_session(folder / manifest.model_file, 64), prompts, 17, 64)
             gpu = run_steps(folder, webgpu_session(folder / manifest.model_file, 64), prompts, 17, 64, feed=cpu[1])

@@ -18,6 +18,7 @@ def nothing_runs(monkeypatch):
 @pytest.mark.parametrize("args, message", [
     (["--precisions", "int8"], "--precisions: unknown precision 'int8'"),
     (["--llama-ort-variant", "int9"], "--llama-ort-variant: 'int9' must start with a precision"),
+    (["--llama-ort-variant", "int4"], "--llama-ort-variant: 'int4' has no build arguments"),
     (["--llama-ort-variant", "int4 --block-size 7"], "--block-size: 7 is not one of"),
     (["--llama-ort-variant", "int4 --blocksize 64"], "unrecognized arguments: --blocksize 64"),
     (["--llama-ort-variant", "int4 --embeddings int4 --zero-points"], "--embeddings int4 reads symmetric blocks"),

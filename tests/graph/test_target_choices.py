@@ -20,7 +20,8 @@ def op_counts(tmp_path, target: str, precision: str) -> Counter:
 
 
 @pytest.mark.parametrize("target, precision, packed", [("cpu", "fp32", False), ("cpu", "int4", True),
-                                                        ("cuda", "fp16", False), ("cuda", "int4", True)])
+                                                        ("cuda", "fp16", False), ("cuda", "fp32", False),
+                                                        ("cuda", "int4", True)])
 def test_gate_and_up_are_packed_where_the_target_packs_them(tmp_path, target, precision, packed):
     ops = op_counts(tmp_path, target, precision)
     matmul = "MatMulNBits" if precision == "int4" else "MatMul"

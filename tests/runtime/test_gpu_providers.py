@@ -15,6 +15,7 @@ from llama_ort.graph.llama import BuildOptions, build_model
 from llama_ort.runtime.generate import GenerateOptions, generate_ids
 from llama_ort.runtime.sampling import SamplingParams
 from llama_ort.runtime.session import load_model
+from reference import random_checkpoint, tiny_spec
 from tiny_models import PROMPTS
 
 pytestmark = pytest.mark.gpu
@@ -78,3 +79,22 @@ def test_cuda_graph_decode_matches_the_uncaptured_session(provider_model):
     for _ in range(2):
         assert [generate_ids(graphed, [p], GREEDY)[0] for p in PROMPTS] == expected
     assert generate_ids(graphed, PROMPTS, GREEDY) == generate_ids(plain, PROMPTS, GREEDY)
+
+
+@pytest.mark.parametrize("xqa", [None, "1"])
+def test_one_kv_head_per_query_decodes_like_the_cpu_on_cuda(tmp_path, monkeypatch, xqa):
+    """With a KV head per query head, the cuda provider steers GroupQueryAttention away from its XQA kernel
+    (Provider.one_kv_head_per_query_environment); both kernels must decode what the CPU does. Head size 64:
+    one XQA takes."""
+    if not AVAILABLE["cuda"]:
+        pytest.skip("cuda is not installed")
+    if xqa is not None:
+        monkeypatch.setenv("ORT_ENABLE_XQA", xqa)
+    spec = tiny_spec(hidden_size=256, num_heads=4, num_kv_heads=4, intermediate_size=512)
+    build_model(random_checkpoint(spec, seed=2), tmp_path, BuildOptions(target="cuda", precision="fp16"))
+    expected = [generate_ids(load_model(tmp_path, max_seq_len=128), [p], GREEDY)[0] for p in PROMPTS]
+    for graph in (False, True):
+        gpu = load_model(tmp_path, "cuda", max_seq_len=128, graph=graph)
+        got = [generate_ids(gpu, [p], GREEDY)[0] for p in PROMPTS]
+        assert [first_difference(a, b) for a, b in zip(agreeing(expected, "cuda"), agreeing(got, "cuda"))] \
+            == [None] * len(PROMPTS)

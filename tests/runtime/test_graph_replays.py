@@ -11,6 +11,7 @@ import dataclasses
 import onnxruntime as ort
 
 from llama_ort.runtime.generate import GenerateOptions, generate_ids
+from llama_ort.runtime.sampling import SamplingParams
 from llama_ort.runtime.session import load_model
 from tiny_models import PROMPTS, hf_greedy
 
@@ -47,3 +48,12 @@ def test_greedy_decode_with_graph_ids_survives_repeated_first_runs(tiny):
     for prompt in PROMPTS[:3]:
         assert generate_ids(graphed, [prompt], options) == [hf_greedy(tiny, prompt, 24, stop_at_eos=False)]
     assert session.repeats == 3 * 2 * RUNS_BEFORE_CAPTURE  # each generation's two bindings, each repeated
+
+
+def test_sampled_decode_with_graph_ids_survives_repeated_first_runs(tiny):
+    """Sampling writes the chosen ids into the buffer the next (possibly repeated) step reads."""
+    model = load_model(tiny.folder, max_seq_len=96)
+    graphed = dataclasses.replace(model, session=RepeatingSession(model.session), graph=True)
+    options = GenerateOptions(max_new_tokens=24, ignore_eos=True,
+                              sampling=SamplingParams(temperature=0.9, top_k=20, seed=5))
+    assert generate_ids(graphed, PROMPTS[:2], options) == generate_ids(model, PROMPTS[:2], options)

@@ -1,7 +1,8 @@
 """What crosses between host and device on each step, counted by wrapping onnxruntime's Python API.
 
 A greedy decode step must run the session once and download next_token [batch] once: no logits, no
-uploads, no new OrtValues, no new bindings or rebinding.
+uploads, no new OrtValues, no new bindings or rebinding (except where input_ids and next_token differ in type,
+as in the webgpu model: there the ids go back up and are bound again).
 """
 
 import dataclasses

@@ -10,7 +10,9 @@ from llama_ort.checkpoint import names
 from llama_ort.checkpoint import random as random_checkpoint
 from llama_ort.cli import main
 from llama_ort.graph.llama import BuildOptions, build_model
+from llama_ort.runtime.session import load_model
 from llama_ort.tokenizer import Tokenizer
+from llama_ort.verify.perplexity import teacher_forced_perplexity
 from reference import random_checkpoint as seeded_checkpoint
 from tiny_models import SPEC
 
@@ -65,3 +67,16 @@ def test_eval_refuses_bad_text_with_one_line(tiny, tmp_path, capsys, content, me
     assert main(["eval", str(path), "--model", str(tiny.folder)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and str(path) in err
+
+
+def test_teacher_forced_perplexity_with_int32_ids_equals_transformers(tiny, tmp_path):
+    """The webgpu model's int32 input_ids go through a host buffer written and bound again each step
+    (docs/runtime.md): every fed token must reach its step. (On the CPU nothing is copied at binding; the GPU
+    test of webgpu checks that part.)"""
+    build_model(tiny.checkpoint, tmp_path, BuildOptions(target="webgpu", precision="fp32"))
+    ids = [1, 40, 7, 99, 12, 63, 5, 88, 21, 34, 2, 77]
+    ours = teacher_forced_perplexity(load_model(tmp_path, max_seq_len=32), ids)
+    with torch.no_grad():
+        logits = tiny.hf(torch.tensor([ids])).logits[0, :-1].double()
+    nll = -torch.log_softmax(logits, -1)[torch.arange(len(ids) - 1), torch.tensor(ids[1:])]
+    assert ours == pytest.approx(float(torch.exp(nll.mean())), rel=1e-4)

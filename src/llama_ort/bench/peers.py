@@ -43,6 +43,11 @@ class Variant:
         return " ".join(part for part in (self.peer, self.precision, self.flavor) if part)
 
     @property
+    def graphed(self) -> bool:
+        """Run with CUDA graphs: the flavor is "cuda graph", or ends so after build arguments."""
+        return self.flavor.endswith(CUDA_GRAPH)
+
+    @property
     def build_key(self) -> str:
         """Variants with one key share a build (e.g. genai with and without its CUDA graph)."""
         return slug(" ".join((self.peer, self.target, self.precision, *self.build_args)))
@@ -128,7 +133,8 @@ class LlamaOrt(Peer):
         flavor = " ".join(args)
         found = [Variant(self.name, precision, flavor, workload.device, tuple(args))]
         if workload.device == "cuda":
-            found.append(Variant(self.name, precision, f"{flavor}, {CUDA_GRAPH}", "cuda", tuple(args)))
+            graphed = ", ".join(part for part in (flavor, CUDA_GRAPH) if part)
+            found.append(Variant(self.name, precision, graphed, "cuda", tuple(args)))
         return found
 
     def inputs(self, variant, sources):
@@ -142,7 +148,7 @@ class LlamaOrt(Peer):
 
     def open(self, variant, inputs, workload):
         # A target's model runs on the provider of the same name (cpu, cuda, webgpu).
-        return LlamaOrtRunner(Path(inputs.built), workload, variant.target, graph=variant.flavor.endswith(CUDA_GRAPH))
+        return LlamaOrtRunner(Path(inputs.built), workload, variant.target, graph=variant.graphed)
 
 
 class LlamaOrtRunner:
@@ -226,7 +232,7 @@ class GenaiRunner:
         if variant.target == "cuda":
             config.clear_providers()
             config.append_provider("cuda")
-            config.set_provider_option("cuda", "enable_cuda_graph", "1" if variant.flavor == CUDA_GRAPH else "0")
+            config.set_provider_option("cuda", "enable_cuda_graph", "1" if variant.graphed else "0")
         if workload.threads:
             options = {"intra_op_num_threads": workload.threads, "inter_op_num_threads": 1}
             config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))

@@ -118,6 +118,9 @@ def check_variant(spec: str) -> None:
     precision, *rest = spec.split() or [""]
     if precision not in PRECISIONS:
         raise fail("--llama-ort-variant", f"{spec!r} must start with a precision: {', '.join(PRECISIONS)}")
+    if not rest:
+        raise fail("--llama-ort-variant", f"{spec!r} has no build arguments, so it is the {precision} row the bench "
+                   f"already runs: add `llama-ort optimize` arguments, e.g. '{precision} --block-size 128'")
     parser = _VariantParser(spec)
     add_build_arguments(parser)
     try:

@@ -70,8 +70,9 @@ TARGETS = {
         Target("cpu", "CPUExecutionProvider", "single", PRECISIONS, "float32", packs_gate_up_at=("fp16", "int4"),
                reads_quantized_tables=True),
         # CUDA graphs cannot capture control flow: the cuda model is a single graph used for prompt and decode.
-        # In fp16, gate and up as two GEMMs: the packed GEMM's Split cost a 2048-token prompt of the 7B shape
-        # 3.1 ms (52.2 -> 48.7 ms on an H100), and decode is the same either way (docs/BENCHMARKS.md).
+        # Gate and up as two GEMMs in fp16 (and fp32, like the cpu target): the packed GEMM's Split took 3.1 ms of a
+        # 2048-token prompt of the 7B shape, and two GEMMs took it from 52.2 to 48.8 ms on an H100 with decode
+        # unchanged (docs/BENCHMARKS.md). int4 stays packed (not measured).
         Target("cuda", "CUDAExecutionProvider", "single", PRECISIONS, "float16", packs_gate_up_at=("int4",),
                shape_only_total_length=True),
         Target("dml", "DmlExecutionProvider", "merged", ("fp16", "int4", "fp32"), "float16", fused_rotary=False,

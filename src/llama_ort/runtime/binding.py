@@ -41,12 +41,14 @@ class DecoderBinding:
         self.token_device = (model.provider.device_type, model.device_id) if tokens_on_device else ("cpu", 0)
         self.is_argmax_next_input = model.next_token_dtype == self.index_dtype
         # Binding t reads input_ids from tokens[t] and writes next_token into tokens[1 - t]. Where the types differ,
-        # both bindings write the one tokens[0], and a decode step's input_ids [batch, 1] has a buffer of its own,
-        # written from the host.
-        self.tokens = [model.allocate((batch,), model.next_token_dtype, on_host=not tokens_on_device)
-                       for _ in range(2 if self.is_argmax_next_input else 1)]
+        # one buffer serves as both entries (both bindings write it), and a decode step's input_ids [batch, 1] has
+        # a buffer of its own, written from the host.
+        tokens = model.allocate((batch,), model.next_token_dtype, on_host=not tokens_on_device)
+        self.tokens = [tokens, tokens]
         self.step_ids = None
-        if not self.is_argmax_next_input:
+        if self.is_argmax_next_input:
+            self.tokens[1] = model.allocate((batch,), model.next_token_dtype, on_host=not tokens_on_device)
+        else:
             self.step_ids = model.allocate((batch, 1), self.index_dtype, on_host=not tokens_on_device)
         # The seed's rotary contract (merged layout): like the masks, cos/sin [batch, 1, head_dim / 2] of the next
         # position go from one step to the next on the device, in a pair of buffers each.
@@ -111,8 +113,9 @@ class DecoderBinding:
             self.bindings[self.turn].bind_ortvalue_input(io.INPUT_IDS, self.step_ids)
 
     def _last_tokens(self) -> ort.OrtValue:
-        """The buffer the last step wrote its next_token into, which the next step (turn self.turn) reads."""
-        return self.tokens[self.turn % len(self.tokens)]
+        """The buffer the last step wrote its next_token into (the one the next step reads as its input_ids, where
+        the types agree)."""
+        return self.tokens[self.turn]
 
     def grow(self, capacity: int) -> None:
         """Lengthen the cache and the masks to `capacity` positions on the device, keeping their contents."""
@@ -142,7 +145,7 @@ class DecoderBinding:
             binding.bind_ortvalue_input(io.ATTENTION_MASK, self.masks[t])
             binding.bind_ortvalue_output(io.NEXT_ATTENTION_MASK, self.masks[1 - t])
             binding.bind_ortvalue_output(io.LOGITS, self.logits)
-            binding.bind_ortvalue_output(io.NEXT_TOKEN, self.tokens[(1 - t) % len(self.tokens)])
+            binding.bind_ortvalue_output(io.NEXT_TOKEN, self.tokens[1 - t])
             if self.rotary:
                 for name, value in zip((io.NEXT_COS, io.NEXT_SIN), self.rotary[1 - t]):
                     binding.bind_ortvalue_output(name, value)

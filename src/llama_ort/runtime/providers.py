@@ -21,8 +21,9 @@ class Provider:
     device_type: str  # where OrtValues for this provider live: OrtValue.ortvalue_from_shape_and_type(device_type=)
     install: str  # the one line that makes the provider available
     plugin: str | None = None  # the Python package of a plugin EP, registered at run time
-    # The token ids must live where a raw pointer reaches them, since input_ids aliases the next_token buffer.
-    # WebGPU buffers are opaque handles: there next_token is bound to host memory, and ORT copies it back up.
+    # The token ids must live where a raw pointer reaches them, since input_ids is bound by address to the buffer
+    # the step before wrote its next_token into. WebGPU buffers are opaque handles: there next_token is bound to
+    # host memory, and the ids go up through a host input_ids buffer that onnxruntime copies when it is bound.
     tokens_on_device: bool = True
     # Sessionless device buffers come from a shared allocator; WebGPU ones must come from a session (and are
     # then usable by every session on the same WebGPU context).
@@ -36,6 +37,11 @@ class Provider:
     # webgpu by scripts/webgpu_runtime_probe.py on an H100, where both forms match the CPU.
     updates_kv_in_place: bool = True
     captures_graphs: bool = False  # "enable_cuda_graph": a decode step replayed as one CUDA graph
+    # Environment variables that onnxruntime's kernels read when a session is created, for a model whose every
+    # query head has its own KV head (Llama 2 7B/13B). CUDA: GroupQueryAttention's decoding kernel, XQA, is made
+    # for groups of query heads; with groups of one, its flash-decoding path decoded the 7B shape 3 % faster at
+    # batch 1 and 6 % at batch 16 on an H100 (docs/BENCHMARKS.md).
+    one_kv_head_per_query_environment: tuple[tuple[str, str], ...] = ()
     base_options: tuple[tuple[str, str], ...] = ()
 
     def ep_options(self, device_id: int, disable_metacommands: bool, graph: bool = False) -> dict[str, str]:
@@ -54,7 +60,8 @@ PROVIDERS = {
     for p in (
         Provider("cpu", "CPUExecutionProvider", "cpu", "pip install onnxruntime", takes_device_id=False),
         Provider("cuda", "CUDAExecutionProvider", "cuda",
-                 "pip uninstall onnxruntime && pip install onnxruntime-gpu", captures_graphs=True),
+                 "pip uninstall onnxruntime && pip install onnxruntime-gpu", captures_graphs=True,
+                 one_kv_head_per_query_environment=(("ORT_ENABLE_XQA", "0"),)),
         # The seed's DirectML options.
         Provider("dml", "DmlExecutionProvider", "dml", "pip uninstall onnxruntime && pip install onnxruntime-directml",
                  needs_sequential_plan=True, has_metacommands=True,

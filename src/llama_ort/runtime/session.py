@@ -6,6 +6,8 @@ buffer once; dynamic mode leaves it free, and the runtime grows the cache as the
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,8 +75,10 @@ class Model:
 
 
 def create_session(model: str | bytes, provider: Provider, device_id: int, disable_metacommands: bool,
-                   max_seq_len: int | None = None, graph: bool = False,
-                   threads: int | None = None) -> ort.InferenceSession:
+                   max_seq_len: int | None = None, graph: bool = False, threads: int | None = None,
+                   environment: tuple[tuple[str, str], ...] = ()) -> ort.InferenceSession:
+    """`environment`: variables set while the session is created, where its kernels read them (a value the user
+    set wins), and restored after."""
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: ORT warns about every node it leaves on the CPU
     if threads:
@@ -82,7 +86,20 @@ def create_session(model: str | bytes, provider: Provider, device_id: int, disab
     if max_seq_len is not None:
         options.add_free_dimension_override_by_name(io.MAX_SEQ_LEN, max_seq_len)
     providers = add_to_session(provider, options, device_id, disable_metacommands, graph)
-    return ort.InferenceSession(model, options, providers=providers)
+    with scoped_environment(dict(environment)):
+        return ort.InferenceSession(model, options, providers=providers)
+
+
+@contextlib.contextmanager
+def scoped_environment(variables: dict[str, str]):
+    """Set the variables the user has not set, for the duration of the block."""
+    added = {name: value for name, value in variables.items() if name not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def load_model(folder: str | Path, provider: str = "cpu", *, max_seq_len: int | None = None, device_id: int = 0,
@@ -111,8 +128,9 @@ def load_model(folder: str | Path, provider: str = "cpu", *, max_seq_len: int | 
     if graph:
         check_graph_capture(target, manifest, max_seq_len)
     try:
+        environment = target.one_kv_head_per_query_environment if spec.num_heads == spec.num_kv_heads else ()
         session = create_session(str(model_path), target, device_id, disable_metacommands, max_seq_len, graph,
-                                 threads)
+                                 threads, environment)
     except Exception as e:
         if type(e).__module__ != ort.capi.onnxruntime_pybind11_state.__name__:
             raise
