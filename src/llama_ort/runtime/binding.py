@@ -124,7 +124,7 @@ class DecoderBinding:
             binding.clear_binding_outputs()
         if self._padder is None:
             self._padder = Padder(self.model)
-        self.cache.grow(self._padder, capacity, self.turn)
+        self.cache.grow(self._padder, capacity)
         self.masks[self.turn] = self._padder.grow(self.masks[self.turn], MASK_SEQ_AXIS, capacity)
         self.masks[1 - self.turn] = self.model.allocate((self.batch, capacity), self.index_dtype)  # only written
         self._bind_all()
@@ -141,7 +141,7 @@ class DecoderBinding:
 
     def _bind_all(self) -> None:
         for t, binding in enumerate(self.bindings):
-            self.cache.bind(binding, t)
+            self.cache.bind(binding)
             binding.bind_ortvalue_input(io.ATTENTION_MASK, self.masks[t])
             binding.bind_ortvalue_output(io.NEXT_ATTENTION_MASK, self.masks[1 - t])
             binding.bind_ortvalue_output(io.LOGITS, self.logits)

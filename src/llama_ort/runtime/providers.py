@@ -32,10 +32,6 @@ class Provider:
     needs_sequential_plan: bool = False
     takes_device_id: bool = True  # a "device_id" provider option (a plugin's device is picked from its list instead)
     has_metacommands: bool = False  # DirectML's "disable_metacommands" option
-    # GroupQueryAttention appends to a past_key bound to the same buffer as present_key (else the cache is kept
-    # in two copies that take turns: see KVCache). Every provider measured does: cpu and cuda by their tests,
-    # webgpu by scripts/webgpu_runtime_probe.py on an H100, where both forms match the CPU.
-    updates_kv_in_place: bool = True
     captures_graphs: bool = False  # "enable_cuda_graph": a decode step replayed as one CUDA graph
     # Environment variables that onnxruntime's kernels read when a session is created, for a model whose every
     # query head has its own KV head (Llama 2 7B/13B). CUDA: GroupQueryAttention's decoding kernel, XQA, is made

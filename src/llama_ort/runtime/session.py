@@ -127,8 +127,8 @@ def load_model(folder: str | Path, provider: str = "cpu", *, max_seq_len: int | 
     target = get_provider(provider)
     if graph:
         check_graph_capture(target, manifest, max_seq_len)
+    environment = target.one_kv_head_per_query_environment if spec.num_heads == spec.num_kv_heads else ()
     try:
-        environment = target.one_kv_head_per_query_environment if spec.num_heads == spec.num_kv_heads else ()
         session = create_session(str(model_path), target, device_id, disable_metacommands, max_seq_len, graph,
                                  threads, environment)
     except Exception as e:
