@@ -19,7 +19,7 @@ import onnxruntime_ep_webgpu  # noqa: E402
 from llama_ort import model_format as io  # noqa: E402
 from llama_ort.graph.llama import BuildOptions, build_model  # noqa: E402
 from llama_ort.graph.weights import QuantOptions  # noqa: E402
-from reference import Stepper, random_checkpoint, tiny_spec  # noqa: E402
+from llama_ort_testing.reference import Stepper, random_checkpoint, tiny_spec  # noqa: E402
 
 
 def webgpu_session(path, max_seq_len, verbose=False):

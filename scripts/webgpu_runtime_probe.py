@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from llama_ort.graph.llama import BuildOptions, build_model  # noqa: E402
 from llama_ort.runtime.binding import DecoderBinding  # noqa: E402
 from llama_ort.runtime.session import load_model  # noqa: E402
-from reference import random_checkpoint, tiny_spec  # noqa: E402
+from llama_ort_testing.reference import random_checkpoint, tiny_spec  # noqa: E402
 
 SPECS = {"head_dim16": tiny_spec(hidden_size=64, num_heads=4, num_kv_heads=2),
          "head_dim64": tiny_spec(hidden_size=256, num_heads=4, num_kv_heads=2, intermediate_size=512)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hf_reference import assert_same_tensors, assert_spec_matches_config
+from llama_ort_testing.hf_reference import assert_same_tensors, assert_spec_matches_config
 
 from llama_ort.checkpoint import gguf_reader, open_checkpoint
 from llama_ort.checkpoint.gguf_reader import GGUFCheckpoint

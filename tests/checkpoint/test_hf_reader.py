@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from hf_reference import assert_same_tensors, assert_spec_matches_config
+from llama_ort_testing.hf_reference import assert_same_tensors, assert_spec_matches_config
 
 from llama_ort.checkpoint import open_checkpoint
 from llama_ort.checkpoint.hf import HFCheckpoint

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from hf_reference import assert_same_tensors, assert_spec_matches_config
+from llama_ort_testing.hf_reference import assert_same_tensors, assert_spec_matches_config
 
 from llama_ort.checkpoint import open_checkpoint
 from llama_ort.checkpoint.meta import LLAMA3_BOS, LLAMA3_EOS, LLAMA3_VOCAB, MetaCheckpoint, params_from_spec

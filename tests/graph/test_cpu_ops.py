@@ -11,9 +11,9 @@ kernels with Casts it inserts itself, which is why the cpu target's fp16 model i
 import onnx
 import pytest
 
-from kernels import installed_kernels, missing_kernels, node_uses
+from llama_ort_testing.kernels import installed_kernels, missing_kernels, node_uses
 from llama_ort.graph.llama import BuildOptions, build_model
-from reference import random_checkpoint, tiny_spec
+from llama_ort_testing.reference import random_checkpoint, tiny_spec
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 

@@ -9,9 +9,9 @@ from importlib import resources
 import onnx
 import pytest
 
-from kernels import Kernel, NodeUse, missing_kernels, node_uses
+from llama_ort_testing.kernels import Kernel, NodeUse, missing_kernels, node_uses
 from llama_ort.graph.llama import BuildOptions, build_model
-from reference import random_checkpoint, tiny_spec
+from llama_ort_testing.reference import random_checkpoint, tiny_spec
 
 NEWER_CONTRIB_OPS = {"GroupQueryAttention", "MatMulNBits", "RotaryEmbedding", "SkipSimplifiedLayerNormalization"}
 

@@ -25,7 +25,7 @@ from llama_ort.model_format import Manifest
 from llama_ort.quant.int4 import dequantize_int4, quantize_int4
 from llama_ort.quant.int8 import dequantize_int8, quantize_int8
 from llama_ort.verify.check import prompt_logits
-from reference import hf_last_logits, hf_model, random_checkpoint, tiny_spec
+from llama_ort_testing.reference import hf_last_logits, hf_model, random_checkpoint, tiny_spec
 
 BLOCK = 32
 IDS = [1, 17, 42, 8, 9, 120, 3]

@@ -7,7 +7,7 @@ import pytest
 from llama_ort.checkpoint.spec import RopeScaling
 from llama_ort.graph.llama import BuildOptions, build_model
 from llama_ort.graph.rope import rotary_embeddings
-from reference import Stepper, hf_last_logits, hf_model, random_checkpoint, tiny_spec
+from llama_ort_testing.reference import Stepper, hf_last_logits, hf_model, random_checkpoint, tiny_spec
 
 SPECS = {
     "mha-hd64-theta1e4-untied": tiny_spec(hidden_size=256, num_heads=4, num_kv_heads=4),

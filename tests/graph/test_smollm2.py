@@ -5,7 +5,7 @@ import numpy as np
 from llama_ort.graph.weights import QuantOptions
 from llama_ort.tokenizer import Tokenizer
 from llama_ort.verify.perplexity import perplexity
-from reference import Stepper, hf_last_logits
+from llama_ort_testing.reference import Stepper, hf_last_logits
 
 CONVERSATION = [{"role": "user", "content": "What is the lightest element, and why is it so common in stars?"}]
 TEXT = (

@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 from llama_ort.graph.llama import BuildOptions, build_model
-from reference import random_checkpoint, tiny_spec
+from llama_ort_testing.reference import random_checkpoint, tiny_spec
 
 SPEC = tiny_spec(num_layers=2)
 

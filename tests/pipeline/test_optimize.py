@@ -13,7 +13,7 @@ from llama_ort.checkpoint.random import write_hf
 from llama_ort.graph.weights import QuantOptions
 from llama_ort.model_format import Manifest
 from llama_ort.pipeline import default_output_name, optimize
-from reference import Stepper, random_checkpoint, tiny_spec
+from llama_ort_testing.reference import Stepper, random_checkpoint, tiny_spec
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tiny_models import SPEC, Built, build
+from llama_ort_testing.tiny_models import SPEC, Built, build
 
 
 @pytest.fixture(scope="session")

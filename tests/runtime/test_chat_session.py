@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from tiny_models import hf_greedy
+from llama_ort_testing.tiny_models import hf_greedy
 from llama_ort.errors import LlamaOrtError
 from llama_ort.runtime.chat import Chat
 from llama_ort.runtime.generate import GenerateOptions

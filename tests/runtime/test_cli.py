@@ -12,7 +12,7 @@ from llama_ort.bench.random_checkpoint import write_hf_tokenizer
 from llama_ort.checkpoint.random import write_hf
 from llama_ort.cli import main, report_errors
 from llama_ort.tokenizer import Tokenizer
-from reference import random_checkpoint, tiny_spec
+from llama_ort_testing.reference import random_checkpoint, tiny_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,12 +10,12 @@ import logging
 import numpy as np
 import pytest
 
-from tiny_models import PROMPTS, SPEC, build, hf_greedy
+from llama_ort_testing.tiny_models import PROMPTS, SPEC, build, hf_greedy
 from llama_ort.errors import LlamaOrtError
 from llama_ort.graph.llama import BuildOptions, build_model
 from llama_ort.runtime.generate import GenerateOptions, generate_ids
 from llama_ort.runtime.session import Model, load_model
-from reference import hf_last_logits, replace
+from llama_ort_testing.reference import hf_last_logits, replace
 
 NEW_TOKENS = 64
 

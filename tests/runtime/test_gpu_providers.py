@@ -15,8 +15,8 @@ from llama_ort.graph.llama import BuildOptions, build_model
 from llama_ort.runtime.generate import GenerateOptions, generate_ids
 from llama_ort.runtime.sampling import SamplingParams
 from llama_ort.runtime.session import load_model
-from reference import random_checkpoint, tiny_spec
-from tiny_models import PROMPTS
+from llama_ort_testing.reference import random_checkpoint, tiny_spec
+from llama_ort_testing.tiny_models import PROMPTS
 
 pytestmark = pytest.mark.gpu
 

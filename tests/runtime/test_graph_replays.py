@@ -13,7 +13,7 @@ import onnxruntime as ort
 from llama_ort.runtime.generate import GenerateOptions, generate_ids
 from llama_ort.runtime.sampling import SamplingParams
 from llama_ort.runtime.session import load_model
-from tiny_models import PROMPTS, hf_greedy
+from llama_ort_testing.tiny_models import PROMPTS, hf_greedy
 
 RUNS_BEFORE_CAPTURE = 2  # onnxruntime's min_num_runs_before_cuda_graph_capture_ for the CUDA provider
 

@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from tiny_models import PROMPTS
+from llama_ort_testing.tiny_models import PROMPTS
 from llama_ort.graph.llama import BuildOptions, build_model
 from llama_ort.runtime.generate import generate_step
 from llama_ort.runtime.sampling import Sampler, SamplingParams

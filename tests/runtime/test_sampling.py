@@ -6,7 +6,7 @@ import torch
 from transformers.generation.logits_process import (RepetitionPenaltyLogitsProcessor, TopKLogitsWarper,
                                                     TopPLogitsWarper)
 
-from tiny_models import PROMPTS
+from llama_ort_testing.tiny_models import PROMPTS
 from llama_ort.errors import LlamaOrtError
 from llama_ort.runtime.generate import GenerateOptions, generate_ids
 from llama_ort.runtime.sampling import SamplingParams, keep_top_k, keep_top_p, penalize_repeats

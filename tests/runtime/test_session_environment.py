@@ -9,7 +9,7 @@ import pytest
 
 from llama_ort.graph.llama import BuildOptions, build_model
 from llama_ort.runtime import providers, session
-from reference import random_checkpoint, tiny_spec
+from llama_ort_testing.reference import random_checkpoint, tiny_spec
 
 VARIABLE = "LLAMA_ORT_TEST_KERNEL_SETTING"
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tiny_models import PROMPTS, hf_greedy
+from llama_ort_testing.tiny_models import PROMPTS, hf_greedy
 from llama_ort.runtime.generate import GenerateOptions
 from llama_ort.runtime.sampling import SamplingParams
 from llama_ort.runtime.session import load_model

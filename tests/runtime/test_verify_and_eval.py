@@ -13,8 +13,8 @@ from llama_ort.graph.llama import BuildOptions, build_model
 from llama_ort.runtime.session import load_model
 from llama_ort.tokenizer import Tokenizer
 from llama_ort.verify.perplexity import teacher_forced_perplexity
-from reference import random_checkpoint as seeded_checkpoint
-from tiny_models import SPEC
+from llama_ort_testing.reference import random_checkpoint as seeded_checkpoint
+from llama_ort_testing.tiny_models import SPEC
 
 TEXT = "The lightest element is hydrogen; helium comes next. Stars fuse hydrogen into helium.\n"
 

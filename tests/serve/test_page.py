@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import MAX_SEQ_LEN
+from llama_ort_testing.servers import MAX_SEQ_LEN
 
 playwright = pytest.importorskip("playwright.sync_api", reason="needs Playwright: pip install playwright")
 

@@ -7,7 +7,7 @@ import json
 import string
 
 from llama_ort.graph.llama import BuildOptions, build_model
-from reference import hf_model, random_checkpoint, tiny_spec
+from llama_ort_testing.reference import hf_model, random_checkpoint, tiny_spec
 
 # GQA with two query heads per KV head. EOS 95 is one that greedy decoding of PROMPTS reaches in some rows.
 SPEC = tiny_spec(hidden_size=64, num_heads=4, num_kv_heads=2, eos_token_ids=(95,))
