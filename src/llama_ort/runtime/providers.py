@@ -25,6 +25,10 @@ class Provider:
     # the step before wrote its next_token into. WebGPU buffers are opaque handles: there next_token is bound to
     # host memory, and the ids go up through a host input_ids buffer that onnxruntime copies when it is bound.
     tokens_on_device: bool = True
+    # A buffer's address plus an offset is an address in that buffer, so a tensor can be bound to part of one:
+    # the serving engine binds slot ranges of its KV cache this way. DirectML and WebGPU addresses are opaque
+    # handles, so there the engine has one slot.
+    binds_at_offsets: bool = False
     # Sessionless device buffers come from a shared allocator; WebGPU ones must come from a session (and are
     # then usable by every session on the same WebGPU context).
     allocates_through_session: bool = False
@@ -54,9 +58,10 @@ class Provider:
 PROVIDERS = {
     p.name: p
     for p in (
-        Provider("cpu", "CPUExecutionProvider", "cpu", "pip install onnxruntime", takes_device_id=False),
+        Provider("cpu", "CPUExecutionProvider", "cpu", "pip install onnxruntime", takes_device_id=False,
+                 binds_at_offsets=True),
         Provider("cuda", "CUDAExecutionProvider", "cuda",
-                 "pip uninstall onnxruntime && pip install onnxruntime-gpu", captures_graphs=True,
+                 "pip uninstall onnxruntime && pip install onnxruntime-gpu", captures_graphs=True, binds_at_offsets=True,
                  one_kv_head_per_query_environment=(("ORT_ENABLE_XQA", "0"),)),
         # The seed's DirectML options.
         Provider("dml", "DmlExecutionProvider", "dml", "pip uninstall onnxruntime && pip install onnxruntime-directml",
