@@ -15,7 +15,7 @@ from collections.abc import Callable
 from .. import __version__
 from ..errors import LlamaOrtError
 
-COMMANDS = ("info", "download", "optimize", "verify", "eval", "generate", "chat", "serve", "make-random", "bench")
+COMMANDS = ("info", "download", "optimize", "verify", "eval", "generate", "chat", "serve", "make-random", "bench", "bench-serve")
 
 
 class Parser(argparse.ArgumentParser):

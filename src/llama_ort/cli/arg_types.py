@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def _integer(text: str) -> int:
@@ -32,4 +33,15 @@ def port_number(text: str) -> int:
     value = _integer(text)
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"a TCP port is 1 to 65535, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A finite 0 or more: intervals, seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, got {text}")
     return value
