@@ -56,3 +56,16 @@ def test_a_message_too_long_even_alone_is_refused_and_forgotten(tiny):
     with pytest.raises(LlamaOrtError, match="message: is too long"):
         answer(chat, "x" * 40)
     assert chat.turns == []
+
+
+def test_in_static_mode_a_turn_runs_only_its_new_tokens_and_answers_the_same(tiny):
+    tokenizer = Tokenizer.from_folder(tiny.folder)
+    options = GenerateOptions(max_new_tokens=12)
+    fresh = Chat(load_model(tiny.folder), tokenizer, options, system="Be brief")  # dynamic: the whole history
+    kept = Chat(load_model(tiny.folder, max_seq_len=160), tokenizer, options, system="Be brief")
+    for turn, message in enumerate(["Hi", "More", "And again"]):
+        history = len(tokenizer.encode_chat(kept.system + kept.turns))
+        responses = list(kept.send(message))
+        assert "".join(r.text for r in responses) == answer(fresh, message)
+        if turn:  # the history up to the last answer's text, which is tokenized anew after it
+            assert responses[-1].cached_tokens >= history - 12 > 0

@@ -1,6 +1,8 @@
 """A multi-turn conversation in the model's chat template.
 
-Each turn renders the whole history and runs it as the prompt. When it no longer fits with room for the
+Each turn renders the whole history as the prompt. In static mode the conversation keeps an engine slot whose
+cache holds the history so far, so a turn runs only its new tokens; in dynamic mode it runs the whole history
+again. When the history no longer fits with room for the
 answer (max_seq_len in static mode, the context length in dynamic mode), the oldest turns are dropped, with
 a notice; a system message stays.
 """
@@ -11,9 +13,10 @@ import logging
 from collections.abc import Iterator
 
 from ..errors import fail
+from .engine import Engine, EngineConfig
 from .generate import GenerateOptions
 from .session import Model
-from .stream import Response, check_text, stream_generate
+from .stream import Response, check_text, stream_generate, stream_on_engine
 
 log = logging.getLogger("llama_ort.runtime")
 
@@ -26,6 +29,7 @@ class Chat:
         self.options = options
         self.system = [{"role": "system", "content": system}] if system else []
         self.turns: list[dict] = []  # user and assistant messages, oldest first
+        self.engine = Engine(model, tokenizer, EngineConfig(slots=1)) if model.is_static else None
         if self.max_prompt_tokens < 1:
             raise fail("--max-new-tokens", f"an answer of {options.max_new_tokens} tokens leaves no room for a "
                        f"prompt in {self.max_prompt_tokens + options.max_new_tokens} positions: lower "
@@ -45,7 +49,9 @@ class Chat:
         self.turns.append({"role": "user", "content": check_text(message, "message")})
         ids = self.prompt_ids()
         answer = []
-        for response in stream_generate(self.model, self.tokenizer, ids, self.options):
+        responses = (stream_on_engine(self.engine, ids, self.options) if self.engine
+                     else stream_generate(self.model, self.tokenizer, ids, self.options))
+        for response in responses:
             answer.append(response.text)
             yield response
         self.turns.append({"role": "assistant", "content": "".join(answer)})

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import fail
+from .engine import Engine
 from .generate import GenerateOptions, generate_step
 from .sampling import Sampler
 from .session import Model
@@ -27,6 +28,7 @@ class Response:
     generation_tps: float  # tokens per second after the first
     elapsed_s: float  # since the call began, the prompt included
     finish_reason: str | None  # "stop" (EOS or a stop string), "length" (max_new_tokens), None: more to come
+    cached_tokens: int = 0  # prompt tokens whose keys and values were already in the cache (not run again)
 
 
 def check_text(text: str, what: str = "prompt") -> str:
@@ -86,6 +88,21 @@ def stream_generate(model: Model, tokenizer, prompt: str | list[int],
                        row.finish_reason)
         if row.finish_reason:
             return
+
+
+def stream_on_engine(engine: Engine, ids: list[int], options: GenerateOptions) -> Iterator[Response]:
+    """stream_generate's responses for a request run alone on `engine`: its slot keeps what it held, so a prompt
+    that starts with the last request's prompt and answer (the next turn of a chat) runs only what is new."""
+    row = engine.add(ids, options)
+    if row is None:
+        raise fail("engine", "has no free slot: run one request at a time on it")
+    clock, count, cached = Clock(), 0, engine.reused_tokens(row)
+    while engine.has_work:
+        for token in engine.step().values():
+            count += 1
+            prompt_tps, generation_tps, elapsed_s = clock.rates(len(ids), count)
+            yield Response(token.text, token.id, len(ids), prompt_tps, count, generation_tps, elapsed_s,
+                           token.finish_reason, cached)
 
 
 def generate(model: Model, tokenizer, prompt: str | list[int], options: GenerateOptions = GenerateOptions()) -> str:
