@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     model.add_argument("--provider", default="cpu", choices=list(PROVIDERS), help="execution provider (default: cpu)")
     model.add_argument("--device-id", type=non_negative_int, default=0,
                        help="the provider's device number (default: 0)")
+    model.add_argument("--cuda-graph", action="store_true",
+                       help="cuda: capture each decode batch size once and replay it as a CUDA graph")
     server = parser.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1",
                         help="address to listen on: 127.0.0.1 (default) is this machine only, 0.0.0.0 the network")
@@ -40,7 +42,10 @@ def register(subparsers) -> None:
                         help="tokens one request may hold, prompt and answer together; longer prompts get HTTP 400 "
                              "(default: 2048)")
     limits.add_argument("--max-batch-size", type=positive_int, default=16,
-                        help="requests decoded together (default: 16)")
+                        help="requests decoded together: the KV cache's slots, allocated at start (default: 16)")
+    limits.add_argument("--prefill-chunk", type=positive_int, default=256,
+                        help="prompt tokens run between two decode steps, so a long prompt never stalls the "
+                             "streams already running (default: 256)")
     limits.add_argument("--max-waiting", type=positive_int, default=64,
                         help="requests that may wait for room in the batch; more get HTTP 429 (default: 64)")
     parser.set_defaults(run=run)
@@ -58,5 +63,5 @@ def run(args: argparse.Namespace) -> int:
     setup_logging()
     serve(args.model, args.host, args.port, open_browser=args.open, provider=args.provider, device_id=args.device_id,
           precision=args.precision, max_seq_len=args.max_seq_len, max_batch_size=args.max_batch_size,
-          max_waiting=args.max_waiting)
+          max_waiting=args.max_waiting, prefill_chunk=args.prefill_chunk, cuda_graph=args.cuda_graph)
     return 0

@@ -172,8 +172,10 @@ class Engine:
         return request.row
 
     def drop(self, row: int) -> None:
-        """End a request before it finishes (its client went away); its slot is free for the next step."""
-        self._release(self.requests[row])
+        """End a request before it finishes (its client went away); its slot is free for the next step. A row
+        that has already ended is left alone."""
+        if row in self.requests:
+            self._release(self.requests[row])
 
     def reused_tokens(self, row: int) -> int:
         """How many of the request's prompt tokens its slot already held."""

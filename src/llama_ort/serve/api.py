@@ -19,7 +19,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from ..errors import LlamaOrtError
-from .engine import SamplingParams
+from ..runtime.generate import GenerateOptions
+from ..runtime.sampling import SamplingParams
 from .errors import ApiError, invalid_field
 from .scheduler import Job, QueueFull, Scheduler
 from .schemas import ChatCompletionRequest, CompletionRequest, SamplingFields, new_id, now_s, unsupported
@@ -126,8 +127,9 @@ def check_model(request: Request, model: str) -> None:
                        param="model", code="model_not_found")
 
 
-def sampling_params(body: SamplingFields, prompt_len: int, max_seq_len: int, prompt_field: str) -> SamplingParams:
-    """The request's sampling; max_tokens is cut to the room left in the context (finish_reason "length")."""
+def generate_options(body: SamplingFields, prompt_len: int, max_seq_len: int, prompt_field: str) -> GenerateOptions:
+    """The request's options, the runtime's own type; max_tokens is cut to the room left in the context
+    (finish_reason "length")."""
     if prompt_len == 0:  # the runtime needs a token to start from
         raise ApiError(400, "the prompt holds no tokens: give some text", param=prompt_field, code="empty_prompt")
     room = max_seq_len - prompt_len
@@ -136,15 +138,17 @@ def sampling_params(body: SamplingFields, prompt_len: int, max_seq_len: int, pro
                        f"(its context is {max_seq_len} tokens, and at least one must be generated)",
                        param=prompt_field, code="context_length_exceeded")
     max_tokens = min(body.token_limit() or room, room)
-    return SamplingParams(max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p, seed=body.seed,
-                          stop=body.stop_strings())
+    sampling = SamplingParams(temperature=body.temperature, top_k=body.top_k, top_p=body.top_p,
+                              repetition_penalty=body.repetition_penalty, seed=body.seed)
+    return GenerateOptions(max_new_tokens=max_tokens, sampling=sampling, stop_strings=body.stop_strings(),
+                           ignore_eos=body.ignore_eos)
 
 
 async def complete(request: Request, body: SamplingFields, prompt_ids: list[int], shape: Shape, prompt_field: str):
     scheduler = scheduler_of(request)
-    params = sampling_params(body, len(prompt_ids), scheduler.engine.max_seq_len, prompt_field)
+    options = generate_options(body, len(prompt_ids), scheduler.engine.max_seq_len, prompt_field)
     try:
-        job = scheduler.submit(prompt_ids, params)
+        job = scheduler.submit(prompt_ids, options)
     except QueueFull as e:
         raise ApiError(429, f"the server is busy ({e}): retry later", type="rate_limit_error", code="queue_full",
                        headers={"Retry-After": "1"}) from None

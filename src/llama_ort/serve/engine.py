@@ -1,38 +1,28 @@
 """The model as the scheduler sees it: a batch of rows that all advance one token per step.
 
 A row is one request's generation. Rows join a batch when it has room (`add`), leave it when they finish or
-their client goes away (`drop`), and `step` decodes one more token for every row. `Engine` and `Batch` are the
-whole contract between the server and the runtime (runtime_engine.py implements them on llama_ort.runtime).
+their client goes away (`drop`), and `step` makes one more token for every row. `Engine` and `Batch` are the
+whole contract between the server and the runtime: the runtime's continuous-batching engine
+(llama_ort.runtime.engine) is the batch, and runtime_engine.py opens it for a model folder. A request's
+options are the runtime's own GenerateOptions, from the CLI and the API alike.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
+from ..runtime.engine import Token
+from ..runtime.generate import GenerateOptions
 
-@dataclass(frozen=True)
-class SamplingParams:
-    max_tokens: int
-    temperature: float = 1.0  # 0: greedy
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Token:
-    id: int
-    text: str  # the text this token adds: held back while it may be the start of a stop string
-    finish_reason: str | None = None  # "stop" or "length" on a row's last token
+__all__ = ["Batch", "Engine", "GenerateOptions", "Token"]
 
 
 class Batch(Protocol):
-    def add(self, prompt_ids: list[int], params: SamplingParams) -> int | None:
+    def add(self, prompt_ids: list[int], options: GenerateOptions) -> int | None:
         """Start a row; its id, or None while the batch has no room for it."""
 
     def step(self) -> dict[int, Token]:
-        """One token for every row. A row whose token has a finish_reason has left the batch."""
+        """A token for rows that have one this step. A row whose token has a finish_reason has left the batch."""
 
     def drop(self, row: int) -> None:
         """End a row before it finishes (its client went away)."""

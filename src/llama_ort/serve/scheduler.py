@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 
 from ..errors import fail
-from .engine import Batch, Engine, SamplingParams, Token
+from .engine import Batch, Engine, GenerateOptions, Token
 
 log = logging.getLogger("llama_ort.serve")
 
@@ -30,9 +30,9 @@ class QueueFull(Exception):
 class Job:
     """One request's generation: its tokens arrive on the event loop that submitted it."""
 
-    def __init__(self, prompt_ids: list[int], params: SamplingParams, scheduler: Scheduler):
+    def __init__(self, prompt_ids: list[int], options: GenerateOptions, scheduler: Scheduler):
         self.prompt_ids = prompt_ids
-        self.params = params
+        self.options = options
         self._scheduler = scheduler
         self._loop = asyncio.get_running_loop()
         self._tokens: asyncio.Queue[Token | BaseException | None] = asyncio.Queue()  # None: cancelled
@@ -83,6 +83,7 @@ class Scheduler:
         self._wakeup = threading.Condition()
         self._is_closing = False
         self._thread = threading.Thread(target=self._run, name="llama-ort-scheduler", daemon=True)
+        self._batch = engine.open_batch(max_batch_size)  # its KV cache, allocated once for the server's life
 
     def start(self) -> None:
         self._thread.start()
@@ -95,9 +96,9 @@ class Scheduler:
         for job in [*self._waiting, *self._running.values()]:
             job.deliver(RuntimeError("the server is shutting down"))
 
-    def submit(self, prompt_ids: list[int], params: SamplingParams) -> Job:
+    def submit(self, prompt_ids: list[int], options: GenerateOptions) -> Job:
         """Queue a generation; call from the event loop. Raises QueueFull."""
-        job = Job(prompt_ids, params, self)
+        job = Job(prompt_ids, options, self)
         with self._wakeup:
             if sum(not j.is_cancelled for j in self._waiting) >= self.max_waiting:
                 raise QueueFull(f"{self.max_waiting} requests are already waiting")
@@ -116,7 +117,7 @@ class Scheduler:
                     "waiting": sum(not job.is_cancelled for job in self._waiting)}
 
     def _run(self) -> None:
-        batch = self.engine.open_batch(self.max_batch_size)
+        batch = self._batch
         while self._wait_for_work():
             self._drop_cancelled(batch)
             self._admit(batch)
@@ -124,13 +125,13 @@ class Scheduler:
                 continue
             try:
                 tokens = batch.step()
-            except Exception as e:  # a bug in the engine: fail this batch's requests, keep serving
+            except Exception as e:  # a provider error or a bug: fail the step's requests, keep serving the rest
                 log.exception("generation failed")
-                for job in self._running.values():
+                for row, job in self._running.items():
                     job.deliver(e)
+                    batch.drop(row)
                 with self._wakeup:
                     self._running.clear()
-                batch = self.engine.open_batch(self.max_batch_size)
                 continue
             self._deliver(tokens)
 
@@ -158,7 +159,7 @@ class Scheduler:
                     return
                 job = self._waiting[0]
             try:
-                row = batch.add(job.prompt_ids, job.params)
+                row = batch.add(job.prompt_ids, job.options)
             except Exception as e:  # a bug in the engine: only this request fails
                 log.exception("starting a generation failed")
                 job.deliver(e)

@@ -38,6 +38,10 @@ class SamplingFields(BaseModel):
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     seed: int | None = Field(None, ge=0)
+    # Beyond OpenAI's fields, as vLLM's and llama.cpp's servers take them.
+    top_k: int = Field(0, ge=0)  # 0: off
+    repetition_penalty: float = Field(1.0, gt=0.0)  # 1: off
+    ignore_eos: bool = False
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
