@@ -46,3 +46,27 @@ def test_a_dropped_row_frees_its_slot(engine):
     assert batch.add(engine.encode("4, 5"), GREEDY) is None
     batch.drop(row)
     assert batch.add(engine.encode("4, 5"), GREEDY) is not None and batch.step()
+
+
+QUESTIONS = ["Who wrote Hamlet?", "What is the capital of France?", "Name three primary colors.",
+             "What is 12 times 12?", "Why is the sky blue?", "What do bees make?"]
+
+
+def test_int4_greedy_answers_are_the_same_alone_and_beside_others(engine):
+    """The CPU's int4 MatMulNBits computes one row on another path than several: the engine never runs one."""
+    options = GenerateOptions(max_new_tokens=24, ignore_eos=True)
+    prompts = [engine.encode_chat([{"role": "user", "content": q}]) for q in QUESTIONS]
+    alone = []
+    for prompt in prompts:
+        batch = engine.open_batch(2)
+        batch.add(prompt, options)
+        alone += list(run(batch).values())
+    batch = engine.open_batch(4)
+    rows, waiting, tokens = [], list(prompts), {}
+    while waiting or batch.has_work:  # one arrival a step while a slot is free
+        if waiting and (row := batch.add(waiting[0], options)) is not None:
+            rows.append(row)
+            waiting.pop(0)
+        for row, token in batch.step().items():
+            tokens.setdefault(row, []).append(token.id)
+    assert [tokens[row] for row in rows] == alone

@@ -205,19 +205,31 @@ class Engine:
         return best, reuse[best.index]
 
     def _prefill_some(self) -> dict[int, Token]:
+        """Prompt chunks, oldest request first, while they fit in prefill_chunk tokens (at least one chunk).
+
+        A request's chunks start every prefill_chunk tokens from where its prompt starts in the slot, whatever
+        else runs in the step, so its prompt runs the same alone or beside others (the same product shapes, and
+        so the same numbers)."""
         budget = self.config.prefill_chunk
         tokens = {}
         for request in [r for r in self.requests.values() if r.pending]:
-            while request.pending and budget > 0:
-                size = min(budget, len(request.pending)) if self.extends_cache else len(request.pending)
-                self._run_prompt_chunk(request, request.pending[:size])
-                budget -= size
-            if not request.pending:
-                token = self._choose_token(request, self.prefill_token.numpy()[0], self.prefill_logits.numpy()[0])
-                tokens[request.row] = self._emit(request, token)
-            if budget <= 0:
-                break
+            while request.pending:
+                chunk = request.pending[:self._chunk_size(request)]
+                if len(chunk) > budget and budget < self.config.prefill_chunk:
+                    return tokens  # the next step runs it
+                self._run_prompt_chunk(request, chunk)
+                budget -= len(chunk)
+            token = self._choose_token(request, self.prefill_token.numpy()[0], self.prefill_logits.numpy()[0])
+            tokens[request.row] = self._emit(request, token)
         return tokens
+
+    def _chunk_size(self, request: Request) -> int:
+        """Up to the next multiple of prefill_chunk past the request's first new position; the whole prompt
+        where a prompt must start on an empty cache."""
+        if not self.extends_cache:
+            return len(request.pending)
+        done = len(request.slot.tokens) - request.reused
+        return self.config.prefill_chunk - done % self.config.prefill_chunk
 
     def _run_prompt_chunk(self, request: Request, chunk: list[int]) -> None:
         model, slot, binding = self.model, request.slot, self.prefill_binding
@@ -278,8 +290,14 @@ class Engine:
         return self.steps[batch]
 
     def _bucket(self, rows: int) -> int:
-        """The batch a step of `rows` rows runs: each captured graph has a fixed batch, so with graphs the rows
-        are rounded up to a power of two (or all slots), for a few graphs that cover every count."""
+        """The batch a step of `rows` rows runs.
+
+        At least two rows where there are two slots: the CPU's MatMulNBits computes a one-row product on another
+        path than a many-row one, whose rows come out the same for every row count from two up (measured:
+        docs/serve.md), so a request alone would otherwise get other numbers than beside others, and at times
+        other tokens. Each captured graph has a fixed batch, so with graphs the rows are rounded up to a power of
+        two (or all slots), for a few graphs that cover every count."""
+        rows = min(max(rows, 2), len(self.slots))
         if not self.model.graph:
             return rows
         return min(1 << (rows - 1).bit_length(), len(self.slots))
