@@ -7,12 +7,25 @@ Everything here is generated (seed 0) or read from installed packages: no test l
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
 # Never reach for a model hub, even if a test forgets to pass a local path.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def pytest_configure(config):
+    """llama-ort's home folder (default models, pass cache, downloads) is a fresh temporary folder for the whole
+    session, whatever the environment says: a test that forgets a path writes there, never to the user's."""
+    config.llama_ort_home = tempfile.mkdtemp(prefix="llama-ort-home-")
+    os.environ["LLAMA_ORT_HOME"] = config.llama_ort_home
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(config.llama_ort_home, ignore_errors=True)
 
 from llama_ort.checkpoint import ModelSpec, embedded_model_path  # noqa: E402
 from llama_ort.checkpoint import random as random_checkpoint  # noqa: E402

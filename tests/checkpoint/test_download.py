@@ -17,6 +17,7 @@ from llama_ort.checkpoint.download import download_hf, download_llama2, llama2_f
 from llama_ort.cli import download as download_cli
 from llama_ort.cli import main
 from llama_ort.errors import LlamaOrtError
+from llama_ort.locations import checkpoints_dir
 
 SIGNATURE = "Policy=abc&Signature=def&Key-Pair-Id=K1"  # what follows the "*" in Meta's URLs
 SHARD = "llama-2-7b-chat/consolidated.00.pth"
@@ -180,7 +181,7 @@ def test_cli_hf_arguments(tmp_path, monkeypatch, capsys):
     calls = []
     monkeypatch.setattr(download_cli, "download_hf", lambda *args: calls.append(args) or tmp_path)
     assert main(["download", "--hf", "meta-llama/Llama-2-7b-chat-hf", "--revision", "v1"]) == 0
-    assert calls == [("meta-llama/Llama-2-7b-chat-hf", Path("models/Llama-2-7b-chat-hf"), "v1")]
+    assert calls == [("meta-llama/Llama-2-7b-chat-hf", checkpoints_dir() / "Llama-2-7b-chat-hf", "v1")]
     assert main(["download", "--hf", "org/model", "--model", "7b"]) == 2
     assert capsys.readouterr().err.startswith("llama-ort: error: --model: ")
     assert main(["download", "--hf", " "]) == 2

@@ -1,13 +1,15 @@
 """Providers: the CPU is always there; a missing one is an error that names what to install."""
 
+import dataclasses
 import importlib.util
 
 import onnxruntime as ort
 import pytest
 
 from llama_ort.errors import LlamaOrtError
+from llama_ort.model_format import Manifest
 from llama_ort.runtime.providers import PROVIDERS, get_provider
-from llama_ort.runtime.session import load_model
+from llama_ort.runtime.session import check_graph_capture, load_model
 
 
 def test_the_cpu_session_runs_on_the_cpu(tiny):
@@ -47,3 +49,15 @@ def test_a_folder_that_is_not_a_model_is_refused(tmp_path, setup, message):
     setup(folder)
     with pytest.raises(LlamaOrtError, match=message):
         load_model(folder)
+
+
+@pytest.mark.parametrize("target, layout, capturable", [("cuda", "single", True), ("cuda", "merged", False),
+                                                        ("cpu", "single", False), ("webgpu", "merged", False)])
+def test_cuda_graphs_capture_only_a_model_without_control_flow_or_host_reads(tiny, target, layout, capturable):
+    manifest = dataclasses.replace(Manifest.load(tiny.folder), target=target, layout=layout)
+    if capturable:
+        check_graph_capture(PROVIDERS["cuda"], manifest, max_seq_len=64)
+        return
+    with pytest.raises(LlamaOrtError, match=f"--cuda-graph: a CUDA graph cannot capture a model built for {target} "
+                                            f"in the {layout} layout: build it with --target cuda"):
+        check_graph_capture(PROVIDERS["cuda"], manifest, max_seq_len=64)

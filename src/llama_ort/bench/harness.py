@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from .. import locations
 from ..checkpoint.spec import ModelSpec
 from ..errors import LlamaOrtError, fail
 from .shapes import get_shape
@@ -152,13 +153,14 @@ def check_context(spec: ModelSpec, workload: Workload) -> None:
 
 def run_bench(source: str | Path | None = None, shape: str | None = None, workload: Workload = Workload(),
               peers: tuple[str, ...] | None = None, precisions: tuple[str, ...] | None = None,
-              workdir: Path = Path("bench-work"), rebuild: bool = False, timeout_s: float = 3600,
+              workdir: Path | None = None, rebuild: bool = False, timeout_s: float = 3600,
               skip: tuple[str, ...] = (), llama_ort_variants: tuple[str, ...] = (),
               on_row: Callable[[Row], None] = lambda row: None) -> tuple[Sources, list[Row]]:
     """Benchmark `source` (a checkpoint or built llama-ort folder; None: the embedded model) or a random
-    checkpoint of `shape`, with every peer in `peers` (default: all) at `precisions`. Variants whose label
-    contains one of `skip` get a row that says so, and no run. Each of `llama_ort_variants` ("int4 --block-size
-    128": a precision and more `llama-ort optimize` arguments) adds a llama-ort row.
+    checkpoint of `shape`, with every peer in `peers` (default: all) at `precisions`, building under `workdir`
+    (None: locations.bench_dir()). Variants whose label contains one of `skip` get a row that says so, and no
+    run. Each of `llama_ort_variants` ("int4 --block-size 128": a precision and more `llama-ort optimize`
+    arguments) adds a llama-ort row.
 
     Every variant is built first; then each of `workload.rounds` rounds runs every variant's worker once, in turn, so
     that on a shared machine a burst of someone else's work slows all of them, not one: the medians are over
@@ -170,7 +172,7 @@ def run_bench(source: str | Path | None = None, shape: str | None = None, worklo
     for precision in precisions or ():
         if precision not in PRECISIONS:
             raise fail("--precisions", f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
-    workdir = Path(workdir)
+    workdir = Path(workdir or locations.bench_dir())
     if shape:  # before its random checkpoint is written
         check_context(get_shape(shape), workload)
     sources = resolve(source, shape, workdir, workload.device)

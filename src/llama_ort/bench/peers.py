@@ -116,10 +116,12 @@ class LlamaOrt(Peer):
     def variants(self, precisions, workload):
         if workload.device != "cuda":
             return [(Variant(self.name, p, target=workload.device), None) for p in precisions]
+        from ..runtime.providers import PROVIDERS
+
         # On a GPU, also the portable path: the webgpu model (the seed's merged layout) on the same card.
-        webgpu_missing = None
-        if importlib.util.find_spec("onnxruntime_ep_webgpu") is None:
-            webgpu_missing = "the WebGPU plugin is not installed (pip install onnxruntime-ep-webgpu)"
+        webgpu, webgpu_missing = PROVIDERS["webgpu"], None
+        if importlib.util.find_spec(webgpu.plugin) is None:
+            webgpu_missing = f"the WebGPU plugin is not installed ({webgpu.install})"
         found = []
         for p in precisions:
             found += [(Variant(self.name, p, "", "cuda"), None), (Variant(self.name, p, CUDA_GRAPH, "cuda"), None),

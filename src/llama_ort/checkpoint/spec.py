@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import InitVar, dataclass, field
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +60,6 @@ class ModelSpec:
     context_length: int = 4096
     architecture: str = "llama"
     name: str = "model"
-    extra: dict = field(default_factory=dict, compare=False)
     where: InitVar[object] = "model config"  # the file the values came from, named by errors
 
     def __post_init__(self, where):
@@ -97,6 +96,7 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, d: dict) -> ModelSpec:
         d = dict(d)
+        d.pop("extra", None)  # older manifests carry an always-empty "extra": still read them
         if d.get("rope_scaling"):
             d["rope_scaling"] = RopeScaling(**d["rope_scaling"])
         d["eos_token_ids"] = tuple(d.get("eos_token_ids", ()))

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..bench.shapes import SHAPES
 from ..bench.workload import DEVICES, Workload
 from ..errors import LlamaOrtError, fail
+from ..locations import bench_dir
 from .arg_types import non_negative_int, positive_int
 
 
@@ -58,8 +59,8 @@ def register(subparsers) -> None:
                         help="untimed runs per cell (default: 1)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for every peer (default: each one's)")
-    parser.add_argument("--workdir", type=Path, default=Path("bench-work"),
-                        help="builds and converted checkpoints, reused by later runs (default: ./bench-work)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help=f"builds and converted checkpoints, reused by later runs (default: {bench_dir()})")
     parser.add_argument("--rebuild", action="store_true", help="build every variant again")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per variant's runs (default: 3600)")
     parser.add_argument("--output", type=Path, default=Path("bench-results"),

@@ -8,9 +8,18 @@ import logging
 from rich.console import Console
 from rich.logging import RichHandler
 
-from ..graph.target import LAYOUTS, PRECISIONS, TARGETS
+from ..graph.target import LAYOUTS, PRECISIONS, TARGETS, get_target
 from ..graph.weights import EMBEDDING_FORMS, QuantOptions
+from ..quant.int4 import BLOCK_SIZES
 from .arg_types import positive_int
+
+
+def default_precisions() -> str:
+    """The targets' default precisions, for help texts: "fp32 on cpu; fp16 on cuda, dml, webgpu"."""
+    targets_of: dict[str, list[str]] = {}
+    for target in TARGETS.values():
+        targets_of.setdefault(target.default_precision, []).append(target.name)
+    return "; ".join(f"{precision} on {', '.join(names)}" for precision, names in targets_of.items())
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -25,13 +34,14 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--target", default="cpu", choices=list(TARGETS),
                        help="execution provider the model is built for (default: cpu)")
     group.add_argument("--precision", default=None, choices=list(PRECISIONS),
-                       help="weights: fp32, fp16 or int4 (default: fp32 on cpu, fp16 elsewhere)")
+                       help=f"weights: fp32, fp16 or int4 (default: {default_precisions()})")
     group.add_argument("--layout", default=None, choices=list(LAYOUTS),
                        help="merged: the seed's If(decoder | decoder_with_past); single: one graph "
                             "(default: single on cpu and cuda, merged on dml and webgpu)")
     defaults = QuantOptions()
     group.add_argument("--block-size", type=int, default=defaults.block_size,
-                       help=f"int4: weights per quantization block, 16 to 256 (default: {defaults.block_size})")
+                       help=f"int4: weights per quantization block, {', '.join(map(str, BLOCK_SIZES))} "
+                            f"(default: {defaults.block_size})")
     group.add_argument("--zero-points", action="store_true",
                        help="int4: min/max blocks with float zero points: more accurate (lossless on GGUF Q4_1), "
                             "but about 20x slower on the CPU provider (default: symmetric blocks)")
@@ -52,7 +62,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
 def build_options(args: argparse.Namespace):
     from ..graph.llama import BuildOptions
 
-    precision = args.precision or ("fp32" if args.target == "cpu" else "fp16")
+    precision = args.precision or get_target(args.target).default_precision
     quant = QuantOptions(block_size=args.block_size, symmetric=not args.zero_points,
                          accuracy_level=args.accuracy_level, quantize_lm_head=not args.float_lm_head,
                          embeddings=args.embeddings)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..checkpoint.download import LLAMA2_SHARDS, download_hf, download_llama2
 from ..errors import fail
+from ..locations import checkpoints_dir
 
 DEFAULT_MODEL = "7b-chat"
 
@@ -23,7 +24,8 @@ def register(subparsers) -> None:
                         help=f"the Llama 2 model to get from Meta (default {DEFAULT_MODEL})")
     parser.add_argument("--revision", help="with --hf: a branch, tag or commit (default: main)")
     parser.add_argument("--dest", type=Path,
-                        help="folder to download into (default: models/llama-2, or models/<name> with --hf)")
+                        help=f"folder to download into (default: {checkpoints_dir()}/llama-2, or "
+                             f"{checkpoints_dir()}/<name> with --hf)")
     parser.set_defaults(run=run)
 
 
@@ -33,12 +35,12 @@ def run(args) -> int:
     if args.hf:
         if args.model:
             raise fail("--model", "picks a Llama 2 model from Meta; with --hf the repo id names the model")
-        folder = download_hf(args.hf, args.dest or Path("models") / args.hf.split("/")[-1], args.revision)
+        folder = download_hf(args.hf, args.dest or checkpoints_dir() / args.hf.split("/")[-1], args.revision)
     else:
         if args.revision:
             raise fail("--revision", "goes with --hf; Meta's URL names one release")
         url = args.meta_url or ask_for_url()
-        folder = download_llama2(url, args.model or DEFAULT_MODEL, args.dest or Path("models/llama-2"))
+        folder = download_llama2(url, args.model or DEFAULT_MODEL, args.dest or checkpoints_dir() / "llama-2")
     print(f"downloaded to {folder}")
     return 0
 

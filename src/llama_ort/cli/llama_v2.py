@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import Parser, report_errors
 from .arg_types import non_negative_int, positive_int
-from .common import setup_logging
+from .common import default_precisions, setup_logging
 from .download import ask_for_url
 from .seed import DEFAULT_PROMPT, run_seed_generation
 
@@ -45,7 +45,7 @@ def llama_v2_parser() -> Parser:
     parser.add_argument("--target", default="cpu", choices=list(TARGETS),
                         help="what to build for, and run on (default: cpu; the seed's is dml)")
     parser.add_argument("--precision", default=None, choices=list(PRECISIONS),
-                        help="default: fp32 on cpu, fp16 elsewhere")
+                        help=f"default: {default_precisions()}")
     return parser
 
 
@@ -66,11 +66,12 @@ def checkpoint_source(model_type: str, meta_url: str | None) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     from .. import model_format as io
     from ..graph.llama import BuildOptions
+    from ..graph.target import get_target
     from ..pipeline import optimize
 
     setup_logging()
     if args.optimize or not (OUTPUT / io.MANIFEST).exists():
-        precision = args.precision or ("fp32" if args.target == "cpu" else "fp16")
+        precision = args.precision or get_target(args.target).default_precision
         options = BuildOptions(target=args.target, precision=precision, layout="merged", num_layers=args.num_layers)
         source = checkpoint_source(args.model_type, args.meta_url)
         result = optimize(source, OUTPUT, options, CACHE, clean_cache=args.clean_cache)
@@ -81,14 +82,15 @@ def run(args: argparse.Namespace) -> int:
               f"{found.target} {found.precision} (--optimize rebuilds it from --model_type)")
     if args.optimize:
         return 0
-    provider = "cpu" if args.target == "cpu" else args.target
+    # A target's model runs on the provider of the same name.
     if args.interactive:
         from ..serve import serve
 
-        serve(OUTPUT, host="0.0.0.0" if args.expose_locally else "127.0.0.1", provider=provider, open_browser=True)
+        serve(OUTPUT, host="0.0.0.0" if args.expose_locally else "127.0.0.1", provider=args.target,
+              open_browser=True)
         return 0
     return run_seed_generation(args.prompt, OUTPUT, max_gen_len=args.max_gen_len, max_seq_len=args.max_seq_len,
-                               provider=provider, device_id=args.device_id)
+                               provider=args.target, device_id=args.device_id)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..locations import cache_dir, models_dir
 from .common import add_build_arguments, build_options, setup_logging
 
 
@@ -17,8 +18,8 @@ def register(subparsers) -> None:
     parser.add_argument("model", nargs="?", default=None,
                         help="checkpoint folder or .gguf file (default: the embedded SmolLM2-135M-Instruct)")
     parser.add_argument("--output", type=Path, default=None,
-                        help="model folder to write (default: models/optimized/<model>-<target>-<precision>)")
-    parser.add_argument("--cache-dir", type=Path, default=Path("cache"), help="pass cache (default: ./cache)")
+                        help=f"model folder to write (default: {models_dir()}/<model>-<target>-<precision>)")
+    parser.add_argument("--cache-dir", type=Path, default=None, help=f"pass cache (default: {cache_dir()})")
     parser.add_argument("--clean-cache", action="store_true", help="empty the cache first: rebuild from scratch")
     verify = parser.add_mutually_exclusive_group()
     verify.add_argument("--verify", dest="verify", action="store_true", default=None,
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging()
     options = build_options(args)
-    output = args.output or Path("models/optimized") / default_output_name(args.model, options)
+    output = args.output or models_dir() / default_output_name(args.model, options)
     result = optimize(args.model, output, options, args.cache_dir, clean_cache=args.clean_cache, verify=args.verify)
     print(f"optimized model: {result.output} ({result.seconds:.1f} s)")
     return 0

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import fail
+from ..locations import models_dir
 from ..runtime.providers import PROVIDERS
 from .arg_types import non_negative_int, positive_int
 
@@ -14,8 +15,8 @@ from .arg_types import non_negative_int, positive_int
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", type=Path, default=None,
-                       help="model folder written by `llama-ort optimize` (default: the embedded model's, "
-                            "models/optimized/smollm2-135m-instruct-cpu-fp32)")
+                       help="model folder written by `llama-ort optimize` (default: the embedded model's, in "
+                            f"{models_dir()}, built there on first use)")
     group.add_argument("--provider", default="cpu", choices=list(PROVIDERS),
                        help="execution provider (default: cpu; cuda and dml where onnxruntime has them, "
                             "webgpu through onnxruntime-ep-webgpu)")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from ..errors import fail
 from ..graph.target import PRECISIONS
+from ..locations import models_dir
 from ..runtime.providers import PROVIDERS
 from .arg_types import non_negative_int, port_number, positive_int
-from .common import setup_logging
+from .common import default_precisions, setup_logging
 
 SERVER_PACKAGES = ("fastapi", "uvicorn", "pydantic", "starlette")
 
@@ -22,10 +23,10 @@ def register(subparsers) -> None:
                     "many clients are decoded together.")
     model = parser.add_argument_group("model")
     model.add_argument("--model", type=Path, default=None,
-                       help="model folder (default: the embedded SmolLM2-135M-Instruct, built on first use into "
-                            "models/optimized/)")
+                       help="model folder (default: the embedded SmolLM2-135M-Instruct's, in "
+                            f"{models_dir()}, built there on first use)")
     model.add_argument("--precision", default=None, choices=list(PRECISIONS),
-                       help="without --model: the default model's weights (default: fp32 on cpu, fp16 elsewhere)")
+                       help=f"without --model: the default model's weights (default: {default_precisions()})")
     model.add_argument("--provider", default="cpu", choices=list(PROVIDERS), help="execution provider (default: cpu)")
     model.add_argument("--device-id", type=non_negative_int, default=0,
                        help="the provider's device number (default: 0)")

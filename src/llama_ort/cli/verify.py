@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..locations import models_dir
 from .arg_types import positive_int
 
 PROMPTS = 4
@@ -19,8 +20,8 @@ def register(subparsers) -> None:
     parser.add_argument("checkpoint", nargs="?", default=None,
                         help="the checkpoint the model was built from (default: the embedded SmolLM2-135M-Instruct)")
     parser.add_argument("--model", type=Path, default=None,
-                        help="model folder (default: the embedded model's, "
-                             "models/optimized/smollm2-135m-instruct-cpu-fp32)")
+                        help=f"model folder (default: the embedded model's, in {models_dir()}, built there on "
+                             "first use)")
     parser.add_argument("--prompts", type=positive_int, default=PROMPTS,
                         help=f"random prompts to compare (default: {PROMPTS})")
     parser.set_defaults(run=run)

@@ -78,8 +78,7 @@ def attention(b: GraphBuilder, w: Weights, target: Target, spec: ModelSpec, i: i
         out = b.value_name("gqa")
         b.op("GroupQueryAttention", q, k, v, past_key, past_value, state.seqlens_k, state.total_sequence_length,
              *tables, outputs=[out, present_key, present_value], name="gqa", domain=MS_DOMAIN,
-             num_heads=spec.num_heads, kv_num_heads=spec.num_kv_heads, scale=spec.head_dim ** -0.5,
-             local_window_size=spec.extra.get("sliding_window") or -1, **rotary)
+             num_heads=spec.num_heads, kv_num_heads=spec.num_kv_heads, scale=spec.head_dim ** -0.5, **rotary)
         return w.linear(b, out, [proj("o")], f"layers.{i}.attn.o_proj")  # [B, S, H]
 
 

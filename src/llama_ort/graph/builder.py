@@ -35,7 +35,6 @@ class WeightStore:
         self._offset = 0
         self._names: dict[str, str] = {}
         self.initializers: list[TensorProto] = []
-        self.bytes_written = 0
 
     def get(self, name: str, make: Callable[[], np.ndarray]) -> str:
         """The initializer `name`, calling `make()` for its value the first time it is asked for."""
@@ -64,7 +63,6 @@ class WeightStore:
         for key, value in (("location", self.location), ("offset", self._offset), ("length", array.nbytes)):
             t.external_data.add(key=key, value=str(value))
         self._offset += array.nbytes
-        self.bytes_written += array.nbytes
         return t
 
     def close(self) -> None:

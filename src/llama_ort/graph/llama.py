@@ -22,6 +22,7 @@ from ..checkpoint import names
 from ..checkpoint.base import Checkpoint
 from ..checkpoint.spec import ModelSpec
 from ..errors import LlamaOrtError
+from ..quant.int4 import BLOCK_SIZES
 from .blocks import AttentionState, attention, mlp, residual_rms_norm, rms_norm
 from .builder import GraphBuilder, WeightStore, make_model, tensor_type
 from .rope import cos_sin_tables
@@ -46,8 +47,9 @@ class BuildOptions:
         layout = self.layout or target.default_layout
         if layout not in LAYOUTS:
             raise LlamaOrtError(f"--layout: unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
-        if self.quant.block_size not in (16, 32, 64, 128, 256):
-            raise LlamaOrtError(f"--block-size: {self.quant.block_size} is not one of 16, 32, 64, 128, 256")
+        if self.quant.block_size not in BLOCK_SIZES:
+            raise LlamaOrtError(f"--block-size: {self.quant.block_size} is not one of "
+                                f"{', '.join(map(str, BLOCK_SIZES))}")
         if self.quant.embeddings not in EMBEDDING_FORMS:
             raise LlamaOrtError(f"--embeddings: unknown form {self.quant.embeddings!r}; choose one of "
                                 f"{', '.join(EMBEDDING_FORMS)}")

@@ -19,6 +19,7 @@ class Target:
     provider: str  # the onnxruntime execution provider
     default_layout: str  # merged: If(decoder | decoder_with_past), the seed's; single: one graph, no If
     precisions: tuple[str, ...]
+    default_precision: str  # what --precision is when not given
     int4_activation: str  # activations around MatMulNBits: float32 or float16
     skip_simplified_layer_norm: bool = True  # com.microsoft.SkipSimplifiedLayerNormalization
     packed_qkv: bool = True  # one MatMul for Q, K and V
@@ -35,10 +36,9 @@ class Target:
     # left to the CPU either, the If condition comes from the device's own count of this step's tokens.
     index_dtype: str = "int64"
     host_shape_ops: bool = True
-    # The merged layout's rotary inputs and outputs (the seed's contract: docs/model-format.md). WebGPU keeps
-    # GroupQueryAttention's own rotary: an early H100 check of its int4 model with the fed rotary saw other
-    # tokens than the CPU's. Later checks showed such partings to be two nearly equal logits of a random model
-    # (int4 matches within 0.055 when both sides are fed the same tokens), but the fed form was not rechecked.
+    # The merged layout's rotary inputs and outputs (the seed's contract: docs/model-format.md, "Rotary
+    # embeddings"). Off for WebGPU, which keeps GroupQueryAttention's own rotary until the fed form passes
+    # scripts/webgpu_check.py there (its one check ran before that script fed both sides the same tokens).
     rotary_io: bool = True
     # Quantized embedding tables through com.microsoft.GatherBlockQuantized (QuantOptions.embeddings). Checked
     # on the CPU provider only so far; the others keep the table in float.
@@ -51,6 +51,11 @@ class Target:
             raise LlamaOrtError(f"--precision: target {self.name} has no {precision} model; "
                                 f"choose one of {', '.join(self.precisions)}")
 
+    def is_graph_capturable(self, layout: str) -> bool:
+        """Whether a CUDA graph can capture a decode step of this target's model in `layout`: one with no control
+        flow (If) and no device data read on the host (shape_only_total_length)."""
+        return layout == "single" and self.shape_only_total_length
+
     def activation_dtype(self, precision: str) -> str:
         """The float type of activations, the KV cache and the embeddings for this precision."""
         if precision == "fp32":
@@ -61,23 +66,22 @@ class Target:
 
 
 # The CPU provider runs fp16 GroupQueryAttention and norms, but fp16 MatMul is slow there: fp16 on the
-# CPU is for checking, int4 with float32 activations is for speed.
+# CPU is for checking, int4 with float32 activations is for speed, and fp32 is the default.
 TARGETS = {
     t.name: t
     for t in (
         # In fp32 packing gate and up saves nothing on the CPU (the matrix time is the same) and the Split it
         # needs costs about 2 % of a decode step; in int4 it saves one activation quantization per layer.
-        Target("cpu", "CPUExecutionProvider", "single", PRECISIONS, "float32", packs_gate_up_at=("fp16", "int4"),
-               reads_quantized_tables=True),
+        Target("cpu", "CPUExecutionProvider", "single", PRECISIONS, "fp32", "float32",
+               packs_gate_up_at=("fp16", "int4"), reads_quantized_tables=True),
         # CUDA graphs cannot capture control flow: the cuda model is a single graph used for prompt and decode.
-        # Gate and up as two GEMMs in fp16 (and fp32, like the cpu target): the packed GEMM's Split took 3.1 ms of a
-        # 2048-token prompt of the 7B shape, and two GEMMs took it from 52.2 to 48.8 ms on an H100 with decode
-        # unchanged (docs/BENCHMARKS.md). int4 stays packed (not measured).
-        Target("cuda", "CUDAExecutionProvider", "single", PRECISIONS, "float16", packs_gate_up_at=("int4",),
-               shape_only_total_length=True),
-        Target("dml", "DmlExecutionProvider", "merged", ("fp16", "int4", "fp32"), "float16", fused_rotary=False,
-               opset=20),
-        Target("webgpu", "WebGpuExecutionProvider", "merged", ("fp16", "int4", "fp32"), "float16",
+        # Gate and up stay two GEMMs in float: the packed GEMM's Split costs more than packing saves
+        # (docs/BENCHMARKS.md, "Gate and up as two GEMMs on the cuda target"); int4 stays packed, unmeasured.
+        Target("cuda", "CUDAExecutionProvider", "single", PRECISIONS, "fp16", "float16",
+               packs_gate_up_at=("int4",), shape_only_total_length=True),
+        Target("dml", "DmlExecutionProvider", "merged", ("fp16", "int4", "fp32"), "fp16", "float16",
+               fused_rotary=False, opset=20),
+        Target("webgpu", "WebGpuExecutionProvider", "merged", ("fp16", "int4", "fp32"), "fp16", "float16",
                index_dtype="int32", host_shape_ops=False, rotary_io=False),
     )
 }

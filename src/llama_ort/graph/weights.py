@@ -127,9 +127,9 @@ class Weights:
         flat = b.op("Reshape", rows, b.const([0, 0, padded]))
         return b.op("Slice", flat, b.const([0]), b.const([hidden]), b.const([2]), name="embed")
 
-    def linear(self, b: GraphBuilder, x: str, names: list[str], out: str, quantize: bool = True) -> str:
+    def linear(self, b: GraphBuilder, x: str, names: list[str], out: str) -> str:
         key = out + ".weight"
-        if self.precision == "int4" and quantize:
+        if self.precision == "int4":
             q = self.quant
             n = sum(canonical.expected_shape(name, self.spec)[0] for name in names)
             k = canonical.expected_shape(names[0], self.spec)[1]

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, locations
 from ..checkpoint import open_checkpoint
 from ..checkpoint.base import Checkpoint
 from ..errors import fail
@@ -68,12 +68,13 @@ def default_output_name(source: str | Path | None, options: BuildOptions) -> str
     return "-".join(parts)
 
 
-def embedded_model_folder(target: str = "cpu", precision: str | None = None,
-                          models_dir: Path = Path("models/optimized"), cache_dir: Path = Path("cache")) -> Path:
+def embedded_model_folder(target: str = "cpu", precision: str | None = None, models_dir: Path | None = None,
+                          cache_dir: Path | None = None) -> Path:
     """The embedded model's folder where `llama-ort optimize` puts it with these options, built if missing.
-    precision None is optimize's default: fp32 on the CPU, fp16 elsewhere."""
-    options = BuildOptions(target=target, precision=precision or ("fp32" if target == "cpu" else "fp16"))
-    folder = Path(models_dir) / default_output_name(None, options)
+    precision None is the target's default; models_dir None is locations.models_dir(), cache_dir None
+    locations.cache_dir(): the same folders from any working directory."""
+    options = BuildOptions(target=target, precision=precision or get_target(target).default_precision)
+    folder = Path(models_dir or locations.models_dir()) / default_output_name(None, options)
     if not (folder / MANIFEST).exists():
         log.info("no model given: building the embedded default model into %s", folder)
         optimize(None, folder, options, cache_dir)
@@ -86,11 +87,13 @@ def parameter_count(checkpoint: Checkpoint) -> int:
     return s.num_layers * per_layer + s.vocab_size * s.hidden_size * (1 if s.tie_word_embeddings else 2)
 
 
-def optimize(source: str | Path | None, output: Path, options: BuildOptions, cache_dir: Path = Path("cache"),
+def optimize(source: str | Path | None, output: Path, options: BuildOptions, cache_dir: Path | None = None,
              *, clean_cache: bool = False, verify: bool | None = None, show_progress: bool = True,
              checkpoint: Checkpoint | None = None) -> OptimizeResult:
-    """Build `source` (None: the embedded model) into the model folder `output`, replacing it."""
+    """Build `source` (None: the embedded model) into the model folder `output`, replacing it. The pass cache is
+    `cache_dir` (None: locations.cache_dir())."""
     started = time.perf_counter()
+    cache_dir = Path(cache_dir or locations.cache_dir())
     options = options.resolved()
     checkpoint = checkpoint or open_checkpoint(source)
     check_replaceable(Path(output), checkpoint)

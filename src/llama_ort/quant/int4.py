@@ -17,7 +17,7 @@ import numpy as np
 
 from .blocks import padded_blocks
 
-BLOCK_SIZES = (16, 32, 64, 128, 256)
+BLOCK_SIZES = (16, 32, 64, 128, 256)  # those MatMulNBits accepts: a power of two from 16 to 256
 
 
 @dataclass

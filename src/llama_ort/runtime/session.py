@@ -17,6 +17,7 @@ import onnxruntime as ort
 from .. import model_format as io
 from ..checkpoint.spec import ModelSpec
 from ..errors import fail
+from ..graph.target import TARGETS
 from .providers import Provider, add_to_session, get_provider
 
 
@@ -146,8 +147,12 @@ def check_graph_capture(provider: Provider, manifest: io.Manifest, max_seq_len: 
         raise fail("--cuda-graph", f"the {provider.name} provider captures no CUDA graphs: use --provider cuda")
     if max_seq_len is None:
         raise fail("--cuda-graph", "a captured graph keeps its buffers: give a fixed --max-seq-len (static mode)")
-    if manifest.target != "cuda":
-        raise fail("--cuda-graph", f"the model was built for {manifest.target}: build it with --target cuda")
+    built_for = TARGETS.get(manifest.target)
+    if built_for is None or not built_for.is_graph_capturable(manifest.layout):
+        capturable = [t.name for t in TARGETS.values() if t.is_graph_capturable(t.default_layout)]
+        raise fail("--cuda-graph", f"a CUDA graph cannot capture a model built for {manifest.target} in the "
+                                   f"{manifest.layout} layout: build it with --target {' or '.join(capturable)} "
+                                   "and its default layout")
 
 
 def check_generates(manifest: io.Manifest, folder: Path) -> None:
