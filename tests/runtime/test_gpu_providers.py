@@ -98,3 +98,34 @@ def test_one_kv_head_per_query_decodes_like_the_cpu_on_cuda(tmp_path, monkeypatc
         got = [generate_ids(gpu, [p], GREEDY)[0] for p in PROMPTS]
         assert [first_difference(a, b) for a, b in zip(agreeing(expected, "cuda"), agreeing(got, "cuda"))] \
             == [None] * len(PROMPTS)
+
+
+def engine_outputs(model, prompts, slots: int, arrive_every: int = 2) -> list[list[int]]:
+    """Greedy tokens of `prompts` on a continuous-batching engine, one arriving every few steps."""
+    from llama_ort.runtime.engine import Engine, EngineConfig
+    from llama_ort.tokenizer import Tokenizer
+
+    engine = Engine(model, Tokenizer.from_folder(model.folder), EngineConfig(slots=slots, prefill_chunk=8))
+    rows, tokens, waiting, step = [], {}, list(prompts), 0
+    while waiting or engine.has_work:
+        if waiting and step % arrive_every == 0 and (row := engine.add(waiting[0], GREEDY)) is not None:
+            rows.append(row)
+            waiting.pop(0)
+        for row, token in engine.step().items():
+            tokens.setdefault(row, []).append(token.id)
+        step += 1
+    return [tokens[row] for row in rows]
+
+
+def test_the_engine_replays_cuda_graphs_at_two_slot_counts(provider_model):
+    """The serving engine captures one graph per batch bucket (2 and 4 here as requests come and go) and
+    replays them: the same tokens as the engine without graphs, and as each request alone."""
+    provider, folder = provider_model
+    if provider != "cuda":
+        pytest.skip("CUDA graphs are a cuda feature")
+    plain = load_model(folder, provider, max_seq_len=128)
+    graphed = load_model(folder, provider, max_seq_len=128, graph=True)
+    expected = engine_outputs(plain, PROMPTS, slots=4)
+    assert engine_outputs(graphed, PROMPTS, slots=4) == expected
+    assert graphed.graphs_taken >= 2  # buckets of 2 and 4 rows at least
+    assert [engine_outputs(plain, [p], slots=4)[0] for p in PROMPTS] == expected
