@@ -80,15 +80,18 @@ def summarize(server: str, plan: LoadPlan, streams: list[Stream]) -> LoadResult:
                       [asdict(s) for s in streams])
 
 
-async def stream_chat(client: httpx.AsyncClient, url: str, model: str, messages: list[dict], max_tokens: int,
-                      started: float) -> tuple[Stream, str]:
-    """One streamed chat completion: its timings and its text."""
+async def stream_completion(client: httpx.AsyncClient, url: str, model: str, prompt: str | list[dict],
+                            max_tokens: int, started: float) -> tuple[Stream, str]:
+    """One streamed completion, greedy and past EOS: a chat completion of `prompt`'s messages, or a text
+    completion of `prompt`'s text (for a model with no chat template). Its timings and its text."""
     stream = Stream(sent_s=time.perf_counter() - started)
-    body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0, "stream": True,
-            "ignore_eos": True, "stream_options": {"include_usage": True}}
-    text = []
+    is_chat = isinstance(prompt, list)
+    body = {"model": model, "max_tokens": max_tokens, "temperature": 0, "stream": True, "ignore_eos": True,
+            "stream_options": {"include_usage": True}, ("messages" if is_chat else "prompt"): prompt}
+    text, pieces = [], 0
     try:
-        async with client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+        endpoint = "chat/completions" if is_chat else "completions"
+        async with client.stream("POST", f"{url}/v1/{endpoint}", json=body) as response:
             if response.status_code != 200:
                 stream.error = f"HTTP {response.status_code}: {(await response.aread())[:200]!r}"
                 return stream, ""
@@ -100,25 +103,30 @@ async def stream_chat(client: httpx.AsyncClient, url: str, model: str, messages:
                 if chunk.get("usage"):
                     stream.tokens = chunk["usage"]["completion_tokens"]
                 for choice in chunk.get("choices", []):
-                    if choice.get("delta", {}).get("content"):
-                        text.append(choice["delta"]["content"])
+                    piece = choice["delta"].get("content") if is_chat else choice.get("text")
+                    if piece:
+                        text.append(piece)
+                        pieces += 1
                         stream.first_token_s = stream.first_token_s or now
                         stream.last_token_s = now
     except httpx.HTTPError as e:
         stream.error = f"{type(e).__name__}: {e}"
+    # A server that sends no usage (llama-cpp-python's) is counted by its text chunks, one a token.
+    stream.tokens = stream.tokens or pieces
     return stream, "".join(text)
 
 
-async def run_load(url: str, model: str, plan: LoadPlan) -> list[Stream]:
-    """plan.clients requests, client i sent at i * interval_s, each a different question."""
+async def run_load(url: str, model: str, plan: LoadPlan, chat: bool = True) -> list[Stream]:
+    """plan.clients requests, client i sent at i * interval_s, each a different question (chat messages, or
+    plain text where `chat` is off)."""
     started = time.perf_counter()
     limits = httpx.Limits(max_connections=plan.clients + 4)
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
         async def one(i: int) -> Stream:
             await asyncio.sleep(i * plan.interval_s)
             question = f"Write a long story about {TOPICS[i % len(TOPICS)]}, with many details. (request {i})"
-            stream, _ = await stream_chat(client, url, model, [{"role": "user", "content": question}],
-                                          plan.max_tokens, started)
+            prompt = [{"role": "user", "content": question}] if chat else question
+            stream, _ = await stream_completion(client, url, model, prompt, plan.max_tokens, started)
             return stream
 
         return list(await asyncio.gather(*(one(i) for i in range(plan.clients))))
@@ -132,7 +140,7 @@ async def run_chat(url: str, model: str, turns: int, words_per_turn: int, max_to
         for turn in range(turns):
             filler = " ".join(TOPICS[(turn + k) % len(TOPICS)].split()[-1] for k in range(words_per_turn))
             messages.append({"role": "user", "content": f"Turn {turn}: remember these words: {filler}. Reply briefly."})
-            stream, text = await stream_chat(client, url, model, messages, max_tokens, started)
+            stream, text = await stream_completion(client, url, model, messages, max_tokens, started)
             streams.append(stream)
             messages.append({"role": "assistant", "content": text})
     return streams

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from .arg_types import non_negative_float, positive_int
+from .arg_types import non_negative_float, non_negative_int, positive_int
 
 
 def register(subparsers) -> None:
@@ -29,7 +30,10 @@ def register(subparsers) -> None:
                         help="seconds between arrivals in the staggered run (default: 0.25)")
     parser.add_argument("--max-tokens", type=positive_int, default=64, help="tokens per answer (default: 64)")
     parser.add_argument("--max-seq-len", type=positive_int, default=2048, help="a slot's positions (default: 2048)")
-    parser.add_argument("--chat-turns", type=positive_int, default=5, help="turns of the chat run (default: 5)")
+    parser.add_argument("--chat-turns", type=non_negative_int, default=5,
+                        help="turns of the chat run, 0 for none (default: 5)")
+    parser.add_argument("--no-chat-template", dest="chat", action="store_false",
+                        help="send plain text completions (a model with no chat template, e.g. make-random's)")
     parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                         help="another argument for `llama-ort serve` (repeatable), e.g. --server-arg=--provider=cuda")
     parser.add_argument("--llama-cpp-python", default=sys.executable, metavar="PYTHON",
@@ -50,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from .common import setup_logging
 
     setup_logging()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     args.output.mkdir(parents=True, exist_ok=True)
     folder = args.model or embedded_model_folder("cpu", args.precision)
     plans = {"all at once": load.LoadPlan(args.clients, 0.0, args.max_tokens),
@@ -71,11 +76,13 @@ def run(args: argparse.Namespace) -> int:
         health = "/health" if name == "llama-ort" else "/v1/models"
         with load.running_server(command(port), url, health, args.output / f"{slug(name)}.log"):
             model = served_model(url)
-            asyncio.run(load.run_load(url, model, load.LoadPlan(2, 0.0, 8)))  # warm-up
+            asyncio.run(load.run_load(url, model, load.LoadPlan(2, 0.0, 8), args.chat))  # warm-up
             for label, plan in plans.items():
-                result = load.summarize(name, plan, asyncio.run(load.run_load(url, model, plan)))
+                result = load.summarize(name, plan, asyncio.run(load.run_load(url, model, plan, args.chat)))
                 results.append({"scenario": label, **asdict(result)})
                 print_row(label, result)
+            if not (args.chat and args.chat_turns):
+                continue
             chat = asyncio.run(load.run_chat(url, model, args.chat_turns, 200, 16))
             results.append({"scenario": "chat", "server": name, "turn_ttft_s": [s.ttft_s for s in chat],
                             "errors": sum(s.error is not None for s in chat)})
