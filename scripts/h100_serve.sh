@@ -13,7 +13,7 @@ bash .gpu-whl-extra/install-ort-gpu.sh > "$OUT/install.log" 2>&1 || { tail -5 "$
 export PYTHONPATH=/tmp/site:$PWD/src HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
 export LLAMA_ORT_HOME=/tmp/llama-ort-home
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
-python3 -c "import fastapi, uvicorn, httpx, gguf, rich, matplotlib; print('server packages: ok')" || exit 1
+python3 -c "import fastapi, uvicorn, httpx, gguf, rich; print('server packages: ok')" || exit 1
 timeout 300 python3 -m pytest -m gpu tests/runtime/test_gpu_providers.py -q -p no:cacheprovider -o addopts="" \
   2>&1 | tail -12 | tee "$OUT/gpu-tests.txt"
 start=$SECONDS

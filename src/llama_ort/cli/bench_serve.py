@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     chart(report, args.output / "serve-bench.png")
     for name, why in missing.items():
         print(f"{name}: not measured: {why}")
-    print(f"wrote {args.output / 'serve-bench.json'} and {args.output / 'serve-bench.png'}")
+    print(f"wrote {args.output / 'serve-bench.json'}")
     return 0
 
 
@@ -132,8 +132,11 @@ def write_atomically(path: Path, text: str) -> None:
 
 def chart(report: dict, path: Path) -> None:
     """Aggregate tokens/s and TTFT p50 per scenario, a bar per server."""
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        print("no chart: matplotlib is not installed (pip install -e '.[bench]')")
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
