@@ -41,8 +41,11 @@ def register(subparsers) -> None:
                              "(default: 2048)")
     limits.add_argument("--max-batch-size", type=positive_int, default=16,
                         help="requests decoded together (default: 16)")
-    limits.add_argument("--max-waiting", type=positive_int, default=64,
-                        help="requests that may wait for room in the batch; more get HTTP 429 (default: 64)")
+    limits.add_argument("--max-waiting", type=non_negative_int, default=64,
+                        help="requests that may wait for room in a full batch; more get HTTP 429 (default: 64)")
+    limits.add_argument("--max-body-bytes", type=positive_int, default=None,
+                        help="largest request body; larger ones get HTTP 413 before they are read (default: room "
+                             "for a prompt of --max-seq-len tokens, 64 bytes a token plus 16 KiB: 144 KiB at 2048)")
     parser.set_defaults(run=run)
 
 
@@ -58,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
     setup_logging()
     serve(args.model, args.host, args.port, open_browser=args.open, provider=args.provider, device_id=args.device_id,
           precision=args.precision, max_seq_len=args.max_seq_len, max_batch_size=args.max_batch_size,
-          max_waiting=args.max_waiting)
+          max_waiting=args.max_waiting, max_body_bytes=args.max_body_bytes)
     return 0
