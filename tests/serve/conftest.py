@@ -1,5 +1,6 @@
 """The real model behind a real server: the embedded SmolLM2-135M-Instruct built once per session (int4, the
-fastest on the CPU) and served by uvicorn on 127.0.0.1 in a thread, for clients that speak HTTP."""
+fastest on the CPU; fp32 for the tests that need a batch to compute exactly what one row does) and served by
+uvicorn on 127.0.0.1 in a thread, for clients that speak HTTP."""
 
 from __future__ import annotations
 
@@ -49,3 +50,11 @@ def make_server(engine):
     yield make
     for running in started:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def fp32_server(build_smollm2):
+    running = RunningServer(create_app(load_engine(build_smollm2(precision="fp32"), "cpu", max_seq_len=MAX_SEQ_LEN),
+                                       max_batch_size=32, max_waiting=64))
+    yield running
+    running.stop()

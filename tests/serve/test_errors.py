@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+import logging
+import socket
+import time
+
 import httpx
 import openai
 import pytest
 from llama_ort_testing.servers import MAX_SEQ_LEN
+
+from llama_ort.serve.body_limit import resolve_max_body_bytes
 
 CHAT = "/v1/chat/completions"
 HELLO = [{"role": "user", "content": "Hello"}]
@@ -82,3 +90,62 @@ def test_unimplemented_fields_at_values_that_ask_nothing_are_welcome(server):
                "response_format": {"type": "text"}, "user": "someone"}
     response = httpx.post(server.url + CHAT, json=chat_body(server, **neutral), timeout=60)
     assert response.status_code == 200, response.text
+
+
+def send_raw(server, head: bytes, body: bytes) -> socket.socket:
+    """A connection that has sent `head` (a request line and headers, without the blank line) and `body`."""
+    host, port = server.url.removeprefix("http://").split(":")
+    connection = socket.create_connection((host, int(port)))
+    connection.sendall(head + b"\r\nHost: %b\r\nContent-Type: application/json\r\n\r\n" % host.encode() + body)
+    return connection
+
+
+def test_a_body_over_the_limit_gets_413_before_it_is_sent(server):
+    limit = resolve_max_body_bytes(None, MAX_SEQ_LEN)  # the default: room for a prompt of max_seq_len tokens
+    with send_raw(server, b"POST /v1/completions HTTP/1.1\r\nContent-Length: 5000000", b"") as connection:
+        connection.settimeout(10)
+        reply = http.client.HTTPResponse(connection)  # not a byte of the body was sent
+        reply.begin()
+        assert reply.status == 413
+        error = json.loads(reply.read())["error"]
+    assert error["code"] == "body_too_large" and f"is 5000000 bytes, over this server's limit of {limit}" in \
+        error["message"]
+
+
+def test_the_default_limit_takes_a_body_of_its_size(server):
+    limit = resolve_max_body_bytes(None, MAX_SEQ_LEN)
+    empty = len(json.dumps({"model": server.model, "prompt": ""}))
+    at_limit = {"model": server.model, "prompt": ("hello " * limit)[:limit - empty]}
+    reply = httpx.post(f"{server.url}/v1/completions", json=at_limit, timeout=60)
+    assert reply.status_code == 400 and reply.json()["error"]["code"] == "context_length_exceeded"
+
+
+def test_a_chunked_body_gets_413_once_it_passes_the_limit(server):
+    limit = resolve_max_body_bytes(None, MAX_SEQ_LEN)
+
+    def chunks():  # no Content-Length: httpx sends a generator chunked
+        yield b'{"model": "%b", "prompt": "' % server.model.encode()
+        for _ in range(limit // 1000 + 1):
+            yield b"hello " * 1000
+
+    reply = httpx.post(f"{server.url}/v1/completions", content=chunks(), timeout=60)
+    assert reply.status_code == 413 and reply.json()["error"]["code"] == "body_too_large"
+    assert httpx.post(server.url + CHAT, json=chat_body(server), timeout=60).status_code == 200
+
+
+def test_a_client_that_leaves_halfway_through_its_body_is_one_line_in_the_log(server, caplog):
+    caplog.set_level(logging.INFO)
+    uvicorn_log = logging.getLogger("uvicorn.error")  # uvicorn's loggers do not reach the root's handlers
+    uvicorn_log.addHandler(caplog.handler)
+    try:
+        send_raw(server, b"POST /v1/completions HTTP/1.1\r\nContent-Length: 1000", b'{"model": ').close()
+        deadline = time.monotonic() + 10
+        while not caplog.records and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # room for any line that would follow
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
+    assert [record.levelname for record in caplog.records] == ["WARNING"], caplog.text
+    assert "went away before sending its whole body" in caplog.records[0].getMessage()
+    assert not caplog.records[0].exc_info and "Traceback" not in caplog.text
+    assert httpx.post(server.url + CHAT, json=chat_body(server), timeout=60).status_code == 200

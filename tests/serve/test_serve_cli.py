@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import pytest
 from llama_ort.cli import main
 from llama_ort.pipeline import embedded_model_folder
 from llama_ort.serve import server as serve_module
+from llama_ort.serve.body_limit import resolve_max_body_bytes
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -30,7 +32,7 @@ def test_llama_ort_serve_answers_until_interrupted(model_folder):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     command = [sys.executable, "-m", "llama_ort", "serve", "--model", str(model_folder), "--port", str(port),
-               "--max-seq-len", "256", "--max-batch-size", "2"]
+               "--max-seq-len", "256", "--max-batch-size", "2", "--max-body-bytes", "2000"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -48,6 +50,8 @@ def test_llama_ort_serve_answers_until_interrupted(model_folder):
         reply = httpx.post(f"{url}/v1/completions", timeout=60,
                            json={"model": model_folder.name, "prompt": "Hello", "max_tokens": 3})
         assert reply.json()["usage"]["completion_tokens"] == 3
+        too_large = httpx.post(f"{url}/v1/completions", json={"model": model_folder.name, "prompt": "Hi " * 1000})
+        assert too_large.status_code == 413 and "limit of 2000 bytes" in too_large.json()["error"]["message"]
     finally:
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=30)[0]
@@ -62,6 +66,9 @@ def test_the_command_line_defaults_are_the_library_defaults():
 
     args = build_parser().parse_args(["serve"])
     assert (args.max_seq_len, args.max_batch_size, args.max_waiting) == (MAX_SEQ_LEN, MAX_BATCH_SIZE, MAX_WAITING)
+    max_body_bytes = inspect.signature(serve_module.serve).parameters["max_body_bytes"].default
+    assert args.max_body_bytes is None and max_body_bytes is None  # None: derived from max_seq_len
+    assert resolve_max_body_bytes(None, MAX_SEQ_LEN) == 144 * 1024  # as --help says
     assert (args.host, args.port, args.model) == ("127.0.0.1", 8000, None)
 
 

@@ -47,8 +47,11 @@ def register(subparsers) -> None:
     limits.add_argument("--prefill-chunk", type=positive_int, default=256,
                         help="prompt tokens run between two decode steps, so a long prompt never stalls the "
                              "streams already running (default: 256)")
-    limits.add_argument("--max-waiting", type=positive_int, default=64,
-                        help="requests that may wait for room in the batch; more get HTTP 429 (default: 64)")
+    limits.add_argument("--max-waiting", type=non_negative_int, default=64,
+                        help="requests that may wait for room in a full batch; more get HTTP 429 (default: 64)")
+    limits.add_argument("--max-body-bytes", type=positive_int, default=None,
+                        help="largest request body; larger ones get HTTP 413 before they are read (default: room "
+                             "for a prompt of --max-seq-len tokens, 64 bytes a token plus 16 KiB: 144 KiB at 2048)")
     parser.set_defaults(run=run)
 
 
@@ -64,5 +67,6 @@ def run(args: argparse.Namespace) -> int:
     setup_logging()
     serve(args.model, args.host, args.port, open_browser=args.open, provider=args.provider, device_id=args.device_id,
           precision=args.precision, max_seq_len=args.max_seq_len, max_batch_size=args.max_batch_size,
-          max_waiting=args.max_waiting, prefill_chunk=args.prefill_chunk, cuda_graph=args.cuda_graph)
+          max_waiting=args.max_waiting, max_body_bytes=args.max_body_bytes, prefill_chunk=args.prefill_chunk,
+          cuda_graph=args.cuda_graph)
     return 0

@@ -2,7 +2,9 @@
 
 A completion request becomes prompt ids and sampling parameters, then a job on the scheduler; its tokens
 go back either as one JSON body or as server-sent events (`data: {chunk}` per token, then `data: [DONE]`).
-Both endpoints share that path and differ only in the shape of a choice (`Shape`).
+Both endpoints share that path and differ only in the shape of a choice (`Shape`). Parsing the body and
+tokenizing the prompt run in worker threads: a long prompt takes its time there while the event loop goes on
+serving every stream and /health.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from typing import TypeVar
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from ..errors import LlamaOrtError
 from ..runtime.generate import GenerateOptions
 from ..runtime.sampling import SamplingParams
+from .engine import Engine
 from .errors import ApiError, invalid_field
 from .scheduler import Job, QueueFull, Scheduler
 from .schemas import ChatCompletionRequest, CompletionRequest, SamplingFields, new_id, now_s, unsupported
@@ -70,10 +74,7 @@ async def retrieve_model(model_id: str, request: Request) -> dict:
 async def chat_completions(request: Request):
     body = await read_body(request, ChatCompletionRequest)
     check_model(request, body.model)
-    try:
-        prompt_ids = scheduler_of(request).engine.encode_chat(body.chat())
-    except LlamaOrtError as e:  # the chat template rejects the messages
-        raise ApiError(400, str(e), param="messages") from None
+    prompt_ids = await run_in_threadpool(encode_chat, scheduler_of(request).engine, body)
     return await complete(request, body, prompt_ids, CHAT, prompt_field="messages")
 
 
@@ -81,14 +82,24 @@ async def chat_completions(request: Request):
 async def completions(request: Request):
     body = await read_body(request, CompletionRequest)
     check_model(request, body.model)
-    prompt_ids = scheduler_of(request).engine.encode(body.prompt)
+    prompt_ids = await run_in_threadpool(scheduler_of(request).engine.encode, body.prompt)
     return await complete(request, body, prompt_ids, TEXT, prompt_field="prompt")
+
+
+def encode_chat(engine: Engine, body: ChatCompletionRequest) -> list[int]:
+    try:
+        return engine.encode_chat(body.chat())
+    except LlamaOrtError as e:  # the chat template rejects the messages
+        raise ApiError(400, str(e), param="messages") from None
 
 
 async def read_body(request: Request, schema: type[Body]) -> Body:
     """The JSON body as `schema`. Parsed here rather than by FastAPI so that each way a body can be wrong
     (not UTF-8, not JSON, a bad field) gets its own message."""
-    raw = await request.body()
+    return await run_in_threadpool(parse_body, await request.body(), schema)
+
+
+def parse_body(raw: bytes, schema: type[Body]) -> Body:
     try:
         data = json.loads(raw)
     except UnicodeDecodeError as e:

@@ -11,9 +11,10 @@ import json
 import logging
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from .schemas import error_body
 
@@ -39,6 +40,7 @@ class ApiError(Exception):
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, lambda request, e: e.response())
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, internal_error)
 
 
@@ -55,6 +57,14 @@ def http_error(request: Request, e: HTTPException) -> JSONResponse:
     return ApiError(e.status_code, str(e.detail), code=kinds.get(e.status_code)).response()
 
 
+def client_gone(request: Request, e: ClientDisconnect) -> Response:
+    """A client that went away before sending its whole body: its own doing, worth a line and no traceback."""
+    client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
+    log.warning("%s %s: %s went away before sending its whole body", request.method, request.url.path, client)
+    return Response(status_code=400)  # never sent: nobody is listening
+
+
 def internal_error(request: Request, e: Exception) -> JSONResponse:
-    log.exception("%s %s failed", request.method, request.url.path)
+    # exc_info from `e`: a handler runs in a worker thread, where no exception is being handled
+    log.error("%s %s failed", request.method, request.url.path, exc_info=e)
     return ApiError(500, f"internal error: {e}", type="server_error").response()

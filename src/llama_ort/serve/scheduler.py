@@ -1,9 +1,9 @@
 """The scheduler: one thread owns the model and decodes every request's tokens together, one batch step at a time.
 
-Requests wait in a bounded queue (full: `QueueFull`, which the API answers with 429) and join the running
-batch as soon as it has room. Each step's tokens go to their requests' asyncio queues without waiting for
-anyone, so a client that reads slowly only lets its own tokens pile up, and a request that is cancelled
-(its client went away) leaves the batch before the next step.
+Requests wait in a queue and join the running batch as soon as it has room; a request is refused (`QueueFull`,
+which the API answers with 429) only when the batch and the queue are both full. Each step's tokens go to their
+requests' asyncio queues without waiting for anyone, so a client that reads slowly only lets its own tokens pile
+up, and a request that is cancelled (its client went away) leaves the batch before the next step.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from .engine import Batch, Engine, GenerateOptions, Token
 log = logging.getLogger("llama_ort.serve")
 
 MAX_BATCH_SIZE = 16  # requests decoded together
-MAX_WAITING = 64  # requests waiting for room in the batch; one more is refused
+MAX_WAITING = 64  # requests waiting for room in a full batch; one more is refused
 
 
 class QueueFull(Exception):
-    """The wait queue holds its maximum: the client should retry later."""
+    """The batch and the wait queue hold their maximum: the client should retry later."""
 
 
 class Job:
@@ -100,8 +100,12 @@ class Scheduler:
         """Queue a generation; call from the event loop. Raises QueueFull."""
         job = Job(prompt_ids, options, self)
         with self._wakeup:
-            if sum(not j.is_cancelled for j in self._waiting) >= self.max_waiting:
-                raise QueueFull(f"{self.max_waiting} requests are already waiting")
+            # Running and waiting jobs counted together: a job waits here until the scheduler thread, busy with
+            # a step, admits it, so one that runs at the next step is still in _waiting. Cancelled jobs leave
+            # before the next admission: their room is free already.
+            live = sum(not other.is_cancelled for other in [*self._running.values(), *self._waiting])
+            if live >= self.max_batch_size + self.max_waiting:
+                raise QueueFull(f"{self.max_batch_size} requests are running and {self.max_waiting} waiting")
             self._waiting.append(job)
             self._wakeup.notify()
         return job

@@ -73,7 +73,9 @@ class TokenizersVocab:
         return token, token_id
 
     def encode(self, text: str, add_special_tokens: bool) -> list[int]:
-        return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
+        # encode_batch releases the GIL while it works and encode holds it: a server tokenizing a long prompt in a
+        # worker thread would stop every other thread for as long (seconds for megabytes of text).
+        return self.backend.encode_batch([text], add_special_tokens=add_special_tokens)[0].ids
 
     def decode(self, ids: list[int], skip_special_tokens: bool) -> str:
         return self.backend.decode(ids, skip_special_tokens=skip_special_tokens)
