@@ -165,10 +165,10 @@ def wait_until_up(url: str, process: subprocess.Popen, path: str, log: Path) -> 
 
 
 @contextlib.contextmanager
-def running_server(command: list[str], url: str, health_path: str, log: Path):
+def running_server(command: list[str], url: str, health_path: str, log: Path, env: dict[str, str] | None = None):
     """A server process for the duration of the block, its output in `log`."""
     with open(log, "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
             wait_until_up(url, process, health_path, log)
             yield

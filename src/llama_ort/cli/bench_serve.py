@@ -36,6 +36,9 @@ def register(subparsers) -> None:
                         help="send plain text completions (a model with no chat template, e.g. make-random's)")
     parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                         help="another argument for `llama-ort serve` (repeatable), e.g. --server-arg=--provider=cuda")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="SOURCE_TREE",
+                        help="another llama-ort source tree (a git worktree of an earlier commit, say), served as "
+                             "'llama-ort baseline' in the same run: an A/B of two versions")
     parser.add_argument("--llama-cpp-python", default=sys.executable, metavar="PYTHON",
                         help="the Python that has llama-cpp-python[server] (default: this one)")
     parser.add_argument("--gguf", type=Path, default=None,
@@ -59,22 +62,24 @@ def run(args: argparse.Namespace) -> int:
     folder = args.model or embedded_model_folder("cpu", args.precision)
     plans = {"all at once": load.LoadPlan(args.clients, 0.0, args.max_tokens),
              f"one every {args.interval:g} s": load.LoadPlan(args.clients, args.interval, args.max_tokens)}
-    servers = {"llama-ort": lambda port: load.ours_command(folder, port, args.clients, args.max_seq_len,
-                                                           args.server_arg)}
+    ours = lambda port: load.ours_command(folder, port, args.clients, args.max_seq_len, args.server_arg)  # noqa: E731
+    servers = {"llama-ort": (ours, None)}
+    if args.baseline:
+        servers["llama-ort baseline"] = (ours, {**os.environ, "PYTHONPATH": str(args.baseline.resolve() / "src")})
     missing = {}
     reason = llama_cpp_missing(args.llama_cpp_python)
     if reason:
         missing["llama.cpp"] = reason
     else:
         gguf = args.gguf or embedded_model_path()
-        servers["llama.cpp"] = lambda port: load.llama_cpp_command(args.llama_cpp_python, gguf, port,
-                                                                   args.max_seq_len, args.threads)
+        servers["llama.cpp"] = (lambda port: load.llama_cpp_command(args.llama_cpp_python, gguf, port,
+                                                                    args.max_seq_len, args.threads), None)
     results = []
-    for name, command in servers.items():
+    for name, (command, env) in servers.items():
         port = load.free_port()
         url = f"http://127.0.0.1:{port}"
-        health = "/health" if name == "llama-ort" else "/v1/models"
-        with load.running_server(command(port), url, health, args.output / f"{slug(name)}.log"):
+        health = "/health" if name.startswith("llama-ort") else "/v1/models"
+        with load.running_server(command(port), url, health, args.output / f"{slug(name)}.log", env):
             model = served_model(url)
             asyncio.run(load.run_load(url, model, load.LoadPlan(2, 0.0, 8), args.chat))  # warm-up
             for label, plan in plans.items():
@@ -86,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             chat = asyncio.run(load.run_chat(url, model, args.chat_turns, 200, 16))
             results.append({"scenario": "chat", "server": name, "turn_ttft_s": [s.ttft_s for s in chat],
                             "errors": sum(s.error is not None for s in chat)})
-            print(f"{name:10} chat: time to first token per turn "
+            print(f"{name:18} chat: time to first token per turn "
                   + ", ".join(f"{s.ttft_s:.2f} s" if s.ttft_s else "failed" for s in chat))
     report = {"command": sys.argv, "clients": args.clients, "max_tokens": args.max_tokens, "results": results,
               "missing": missing}
@@ -119,7 +124,7 @@ def llama_cpp_missing(python: str) -> str | None:
 
 
 def print_row(label: str, result) -> None:
-    print(f"{result.server:10} {label:18} aggregate {result.aggregate_tok_s:7.1f} tok/s  "
+    print(f"{result.server:18} {label:18} aggregate {result.aggregate_tok_s:7.1f} tok/s  "
           f"TTFT p50 {result.ttft_p50_s:5.2f} s p99 {result.ttft_p99_s:5.2f} s  "
           f"per stream {result.stream_tok_s_mean:6.1f} tok/s  errors {result.errors}")
 
