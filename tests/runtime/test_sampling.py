@@ -9,7 +9,7 @@ from transformers.generation.logits_process import (RepetitionPenaltyLogitsProce
 from llama_ort_testing.tiny_models import PROMPTS
 from llama_ort.errors import LlamaOrtError
 from llama_ort.runtime.generate import GenerateOptions, generate_ids
-from llama_ort.runtime.sampling import SamplingParams, keep_top_k, keep_top_p, penalize_repeats
+from llama_ort.runtime.sampling import Sampler, SamplingParams, keep_top_k, keep_top_p, penalize_repeats
 from llama_ort.runtime.session import load_model
 
 # Seeded random logits: 4 rows over a vocabulary of 50.
@@ -63,6 +63,33 @@ def test_greedy_with_a_repetition_penalty_matches_transformers(tiny):
                                       pad_token_id=0)
         assert row == theirs[0, len(prompt):].tolist()
     assert ours[0] != generate_ids(model, PROMPTS[:1], GenerateOptions(max_new_tokens=30, ignore_eos=True))[0]
+
+
+def test_a_penalty_on_the_answer_only_matches_transformers_on_the_new_tokens(tiny):
+    """penalty_counts_prompt=False: transformers' penalty applied to the generated tokens alone."""
+    model = load_model(tiny.folder, max_seq_len=96)
+    params = SamplingParams(repetition_penalty=1.5, penalty_counts_prompt=False)
+    ours = generate_ids(model, PROMPTS[:2], GenerateOptions(max_new_tokens=30, ignore_eos=True, sampling=params))
+    for prompt, row in zip(PROMPTS, ours):
+        answer_only = RepetitionPenaltyLogitsProcessor(penalty=1.5)
+        processor = lambda ids, scores: answer_only(ids[:, len(prompt):], scores)  # noqa: E731
+        with torch.no_grad():
+            theirs = tiny.hf.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt),
+                                      dtype=torch.long), max_new_tokens=30, do_sample=False,
+                                      logits_processor=[processor], eos_token_id=None, pad_token_id=0)
+        assert row == theirs[0, len(prompt):].tolist()
+    counting_prompt = SamplingParams(repetition_penalty=1.5)
+    assert ours != generate_ids(model, PROMPTS[:2], GenerateOptions(max_new_tokens=30, ignore_eos=True,
+                                                                     sampling=counting_prompt))
+
+
+def test_a_penalty_on_the_answer_only_leaves_the_prompts_tokens_alone():
+    logits = np.zeros((1, 5))
+    logits[0, 3], logits[0, 1] = 2.0, 1.9  # token 3 is likeliest, and it is in the prompt
+    assert Sampler(SamplingParams(repetition_penalty=1.1))(logits, [[0, 3]])[0] == 1
+    sampler = Sampler(SamplingParams(repetition_penalty=1.1, penalty_counts_prompt=False))
+    assert sampler(logits, [[0, 3]])[0] == 3  # the first call: the history is the prompt
+    assert sampler(logits, [[0, 3, 3]])[0] == 1  # once the answer holds it
 
 
 @pytest.mark.parametrize("field, value, message", [

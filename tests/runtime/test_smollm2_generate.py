@@ -5,11 +5,14 @@ EOS is ignored on both sides so every prompt runs its 64 tokens. The full compar
 two cores: it is marked slow (`pytest -m slow tests/runtime`); one short prompt runs by default.
 """
 
+from collections import Counter
+
 import pytest
 
 from llama_ort.graph.llama import BuildOptions
 from llama_ort.pipeline import optimize
 from llama_ort.runtime import GenerateOptions, generate_ids, load_model
+from llama_ort.runtime.generation_config import DEFAULT_SAMPLING, sampling_defaults
 from llama_ort.runtime.stream import stream_generate
 from llama_ort.tokenizer import Tokenizer
 
@@ -67,6 +70,22 @@ def test_a_short_answer_matches_transformers(folder, prompts, expected):
     model = load_model(folder, max_seq_len=64)
     ours = generate_ids(model, prompts[:1], GenerateOptions(max_new_tokens=16, ignore_eos=True))
     assert ours == [expected(prompts[0], 16)]
+
+
+def most_repeats(tokens: list[int], n: int = 10) -> int:
+    """How often the most frequent run of n tokens occurs in `tokens`."""
+    return max(Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)).values())
+
+
+def test_the_commands_default_ends_an_answer_that_greedy_repeats(folder, tokenizer, prompts):
+    """Greedy SmolLM2 answers "What is the lightest element?" with one sentence over and over until the limit; the
+    default of generate and chat (the embedded model has no sampling of its own) ends the answer instead."""
+    assert sampling_defaults(folder) == DEFAULT_SAMPLING
+    model, eos = load_model(folder), tokenizer.eos_token_ids
+    greedy = generate_ids(model, prompts[:1], GenerateOptions(max_new_tokens=160), eos)[0]
+    assert len(greedy) == 160 and most_repeats(greedy) >= 3
+    default = generate_ids(model, prompts[:1], GenerateOptions(max_new_tokens=160, sampling=DEFAULT_SAMPLING), eos)[0]
+    assert default[-1] in eos and most_repeats(default) == 1
 
 
 @pytest.mark.slow

@@ -101,7 +101,8 @@ def write_gguf():
     import gguf
 
     kind = gguf.GGUFValueType
-    scalar = {bool: kind.BOOL, int: kind.UINT32, str: kind.STRING}  # llama.cpp stores token ids as uint32
+    # llama.cpp stores token ids as uint32, and general.sampling.* numbers as uint32 (top_k) or float32
+    scalar = {bool: kind.BOOL, int: kind.UINT32, float: kind.FLOAT32, str: kind.STRING}
     element = {int: kind.INT32, float: kind.FLOAT32, str: kind.STRING}  # token types int32, scores float32
 
     def write(path: Path, metadata: dict) -> Path:

@@ -10,6 +10,8 @@ import pytest
 import tokenizers
 
 from llama_ort.errors import LlamaOrtError
+from llama_ort.runtime import SamplingParams
+from llama_ort.runtime.generation_config import sampling_defaults
 from llama_ort.tokenizer import Tokenizer, export_tokenizer
 
 NORMAL, CONTROL = 1, 3  # llama.cpp's token types
@@ -139,3 +141,15 @@ def test_unsupported_vocabulary_kind_is_refused(write_gguf, tmp_path):
     write_gguf(tmp_path / "bert.gguf", {"tokenizer.ggml.model": "bert", "tokenizer.ggml.tokens": ["a"]})
     with pytest.raises(LlamaOrtError, match="tokenizer.ggml.model is 'bert'"):
         export_tokenizer(SimpleNamespace(format="gguf", path=tmp_path / "bert.gguf"), tmp_path / "out")
+
+
+def test_the_sampling_a_gguf_recommends_becomes_the_model_folders_default(write_gguf, tmp_path):
+    metadata = {"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "gpt-2", "tokenizer.ggml.eos_token_id": 2,
+                "tokenizer.ggml.tokens": ["a", "b", "ab"], "tokenizer.ggml.merges": ["a b"],
+                "general.sampling.temp": 0.7, "general.sampling.top_k": 40, "general.sampling.penalty_repeat": 1.05,
+                "general.sampling.min_p": 0.05}  # no transformers name: left out
+    export_tokenizer(SimpleNamespace(format="gguf", path=write_gguf(tmp_path / "m.gguf", metadata)), tmp_path)
+    config = json.loads((tmp_path / "generation_config.json").read_text())
+    assert config == {"eos_token_id": [2], "temperature": 0.7, "top_k": 40, "repetition_penalty": 1.05,
+                      "do_sample": True}
+    assert sampling_defaults(tmp_path) == SamplingParams(temperature=0.7, top_k=40, repetition_penalty=1.05)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .runtime_args import add_generation_arguments, add_model_arguments, generate_options, load, read_stdin_lines
+from .runtime_args import (add_generation_arguments, add_model_arguments, generate_options, load, read_stdin_lines,
+                           sampling_flags)
 
 COMMANDS_HELP = "/reset forgets the conversation, /exit (or end of input) quits"
 # Chat runs in static mode, where the conversation keeps its cache between turns and a turn runs only its new
@@ -42,10 +43,11 @@ def messages():
 def run(args: argparse.Namespace) -> int:
     from ..runtime.chat import Chat
 
-    options = generate_options(args)
+    flags = sampling_flags(args)
     if args.max_seq_len is None:
         args.max_seq_len = CHAT_MAX_SEQ_LEN
     model, tokenizer = load(args)
+    options = generate_options(args, model.folder, flags)
     chat = Chat(model, tokenizer, options, system=args.system)
     for line in messages():
         message = line.strip()

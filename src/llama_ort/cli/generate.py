@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .runtime_args import add_generation_arguments, add_model_arguments, generate_options, load, read_stdin_lines
+from .runtime_args import (add_generation_arguments, add_model_arguments, generate_options, load, read_stdin_lines,
+                           sampling_flags)
 
 
 def register(subparsers) -> None:
@@ -25,8 +26,9 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime.stream import check_text, encode_prompt, stream_generate
 
     prompt = check_text("".join(read_stdin_lines()) if args.prompt == "-" else args.prompt)
-    options = generate_options(args)
+    flags = sampling_flags(args)
     model, tokenizer = load(args)
+    options = generate_options(args, model.folder, flags)
     ids = encode_prompt(tokenizer, prompt, chat_template=not args.raw_prompt)
     last = None
     for last in stream_generate(model, tokenizer, ids, options):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import fail
@@ -32,26 +33,51 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help="cuda: capture each decode step once and replay it as a CUDA graph (needs --max-seq-len)")
 
 
+SAMPLING_FLAGS = ("temperature", "top_k", "top_p", "repetition_penalty")
+
+
 def add_generation_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 256) -> None:
-    group = parser.add_argument_group("generation")
+    group = parser.add_argument_group(
+        "generation", "Sampling starts from the model folder's generation_config.json where it sets any; else it is "
+                      "greedy with --repetition-penalty 1.1 on the answer's tokens. A flag overrides its value.")
     group.add_argument("--max-new-tokens", type=positive_int, default=max_new_tokens,
                        help=f"most tokens to generate per answer (default: {max_new_tokens})")
-    group.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default: 0)")
-    group.add_argument("--top-k", type=non_negative_int, default=0,
-                       help="sample among the k likeliest tokens (default: 0, off)")
-    group.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1, off)")
-    group.add_argument("--repetition-penalty", type=float, default=1.0, help="above 1 discourages repeats (default: 1)")
+    group.add_argument("--greedy", action="store_true",
+                       help="always the likeliest token, with no repetition penalty: the model's on-device argmax")
+    group.add_argument("--temperature", type=float, default=None, help="0 is greedy (default: the model's, else 0)")
+    group.add_argument("--top-k", type=non_negative_int, default=None,
+                       help="sample among the k likeliest tokens, 0 for all (default: the model's, else 0)")
+    group.add_argument("--top-p", type=float, default=None,
+                       help="nucleus sampling mass, 1 for all (default: the model's, else 1)")
+    group.add_argument("--repetition-penalty", type=float, default=None,
+                       help="above 1 makes tokens already generated less likely, 1 is off "
+                            "(default: the model's, else 1.1)")
     group.add_argument("--seed", type=int, default=None, help="sampling seed, for the same text each time")
     group.add_argument("--stop", action="append", default=[], metavar="TEXT",
                        help="end the answer at this text (repeatable)")
     group.add_argument("--ignore-eos", action="store_true", help="go on past the end-of-sequence token")
 
 
-def generate_options(args: argparse.Namespace):
-    from ..runtime import GenerateOptions, SamplingParams
+def sampling_flags(args: argparse.Namespace) -> dict:
+    """The sampling values given on the command line, checked before any model is loaded."""
+    from ..runtime import SamplingParams
 
-    sampling = SamplingParams(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                              repetition_penalty=args.repetition_penalty, seed=args.seed)
+    given = {name: getattr(args, name) for name in SAMPLING_FLAGS if getattr(args, name) is not None}
+    if args.greedy:
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise fail("--greedy", f"turns sampling and the repetition penalty off: drop it or {flags}")
+        given = {"temperature": 0.0, "repetition_penalty": 1.0}
+    SamplingParams(**given)  # a bad value is refused with its flag's name
+    return {**given, "seed": args.seed}
+
+
+def generate_options(args: argparse.Namespace, folder: Path, flags: dict):
+    """The model folder's sampling defaults with `flags` (from sampling_flags) over them, and the other options."""
+    from ..runtime import GenerateOptions
+    from ..runtime.generation_config import sampling_defaults
+
+    sampling = replace(sampling_defaults(folder), **flags)
     return GenerateOptions(max_new_tokens=args.max_new_tokens, sampling=sampling, stop_strings=tuple(args.stop),
                            ignore_eos=args.ignore_eos, padding=args.padding)
 

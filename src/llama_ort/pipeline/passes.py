@@ -34,7 +34,7 @@ class Pass:
     version: int  # bump when the pass's output changes for the same input and options
 
 
-LOAD = Pass("load", 1)
+LOAD = Pass("load", 2)
 BUILD = Pass("build", 3)
 VERIFY = Pass("verify", 1)
 

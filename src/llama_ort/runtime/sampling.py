@@ -18,6 +18,9 @@ class SamplingParams:
     top_k: int = 0  # 0: every token
     top_p: float = 1.0  # 1: every token
     repetition_penalty: float = 1.0  # 1: none; >1 makes tokens already in the row less likely (CTRL's rule)
+    # Whether the prompt's tokens count as seen, as in transformers; False: only the answer's. A question's words
+    # come back in its answer ("What is 2 + 2?" -> "... is 4."): counting them turns right answers away.
+    penalty_counts_prompt: bool = True
     seed: int | None = None  # the same seed, prompt and model give the same text
 
     def __post_init__(self):
@@ -37,16 +40,26 @@ class SamplingParams:
 
 
 class Sampler:
+    """One generation's sampling: a new Sampler for each, since it keeps the random generator and the prompts'
+    lengths."""
+
     def __init__(self, params: SamplingParams):
         self.params = params
         self.rng = np.random.default_rng(params.seed)
+        self.prompt_lengths: list[int] | None = None
 
     def __call__(self, logits: np.ndarray, history: list[list[int]]) -> np.ndarray:
-        """Next token per row from logits [batch, vocab]; history[b] is every token of row b so far."""
+        """Next token per row from logits [batch, vocab]; history[b] is every token of row b so far.
+
+        The first call comes right after the prompt step, so its history is the prompts.
+        """
         p = self.params
+        if self.prompt_lengths is None:
+            self.prompt_lengths = [len(row) for row in history]
         logits = logits.astype(np.float64)  # a copy: the caller's buffer is the device's
         if p.repetition_penalty != 1:
-            logits = penalize_repeats(logits, history, p.repetition_penalty)
+            seen = history if p.penalty_counts_prompt else [row[n:] for row, n in zip(history, self.prompt_lengths)]
+            logits = penalize_repeats(logits, seen, p.repetition_penalty)
         if p.temperature == 0:
             return logits.argmax(-1)
         logits /= p.temperature

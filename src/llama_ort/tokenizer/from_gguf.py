@@ -41,12 +41,13 @@ END_ID_KEYS = ("tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id")
 
 
 def read_metadata(path: Path) -> dict:
-    """The `tokenizer.*` metadata of the GGUF at `path`, as Python values."""
+    """The `tokenizer.*` and `general.sampling.*` metadata of the GGUF at `path`, as Python values."""
     try:
         reader = gguf.GGUFReader(path)
     except (ValueError, OSError) as e:
         raise fail(path, f"is not a readable GGUF file ({e})") from e
-    return {key: field.contents() for key, field in reader.fields.items() if key.startswith("tokenizer.")}
+    return {key: field.contents() for key, field in reader.fields.items()
+            if key.startswith(("tokenizer.", "general.sampling."))}
 
 
 def export_gguf_tokenizer(path: Path, dest: Path) -> list[Path]:
@@ -173,8 +174,24 @@ def special(config: dict, role: str, meta: dict, where: Path) -> tuple[str, int]
 
 
 def generation_config(meta: dict) -> dict:
+    """generation_config.json's keys: the ids that end generation, BOS, and the sampling the file recommends."""
     end_ids = [meta[key] for key in ("tokenizer.ggml.eos_token_id", *END_ID_KEYS) if key in meta]
     config = {"eos_token_id": list(dict.fromkeys(end_ids))}
     if "tokenizer.ggml.bos_token_id" in meta:
         config["bos_token_id"] = meta["tokenizer.ggml.bos_token_id"]
+    return config | sampling_config(meta)
+
+
+# The sampling a GGUF recommends (general.sampling.*, llama.cpp's defaults for the file) under transformers' names.
+# llama.cpp's other knobs (min_p, penalty_last_n, mirostat ...) have no such name and are left out.
+SAMPLING_KEYS = {"general.sampling.temp": "temperature", "general.sampling.top_k": "top_k",
+                 "general.sampling.top_p": "top_p", "general.sampling.penalty_repeat": "repetition_penalty"}
+
+
+def sampling_config(meta: dict) -> dict:
+    config = {name: meta[key] for key, name in SAMPLING_KEYS.items() if key in meta}
+    config = {name: value if isinstance(value, int) else float(f"{value:.6g}")  # float32's 0.7 as 0.7
+              for name, value in config.items()}
+    if config.keys() & {"temperature", "top_k", "top_p"}:  # llama.cpp samples unless the temperature is 0
+        config["do_sample"] = config.get("temperature", 1.0) > 0
     return config
