@@ -17,6 +17,7 @@ class HeldEngine:
 
     def __init__(self):
         self.release = threading.Event()
+        self.fail_next_step = threading.Event()  # the next step raises, as a provider error would
 
     def encode(self, text: str) -> list[int]:
         return [ord(c) for c in text]
@@ -25,12 +26,13 @@ class HeldEngine:
         return self.encode("".join(m["content"] for m in messages))
 
     def open_batch(self, max_rows: int) -> HeldBatch:
-        return HeldBatch(self.release, max_rows)
+        return HeldBatch(self.release, max_rows, self.fail_next_step)
 
 
 class HeldBatch:
-    def __init__(self, release: threading.Event, max_rows: int):
+    def __init__(self, release: threading.Event, max_rows: int, fail_next_step: threading.Event):
         self.release = release
+        self.fail_next_step = fail_next_step
         self.max_rows = max_rows
         self.tokens_left: dict[int, int] = {}  # row -> tokens it has still to generate
         self.row_ids = itertools.count()
@@ -44,6 +46,9 @@ class HeldBatch:
 
     def step(self) -> dict[int, Token]:
         self.release.wait()
+        if self.fail_next_step.is_set():
+            self.fail_next_step.clear()
+            raise RuntimeError("the provider failed")
         tokens = {}
         for row in list(self.tokens_left):
             self.tokens_left[row] -= 1

@@ -149,3 +149,12 @@ def test_a_prompt_that_fills_the_slot_is_refused(model, tokenizer):
 def test_the_engine_needs_a_static_cache(built, tokenizer):
     with pytest.raises(LlamaOrtError, match="max_seq_len"):
         Engine(load_model(built.folder), tokenizer)
+
+
+def test_a_request_dropped_while_its_prompt_runs_frees_its_slot(model, tokenizer):
+    engine = Engine(model, tokenizer, EngineConfig(slots=1, prefill_chunk=8))
+    row = engine.add([1, *range(2, 42)], greedy())  # 41 tokens: 6 chunks
+    assert engine.step() == {}  # one chunk in, no token yet
+    engine.drop(row)
+    assert engine.free_slots == 1 and not engine.has_work
+    assert engine.add(PROMPTS[0], greedy()) is not None

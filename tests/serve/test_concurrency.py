@@ -142,6 +142,22 @@ def test_only_a_full_batch_and_a_full_queue_answer_429():
         assert refused.headers["retry-after"] == "1" and refused.json()["error"]["code"] == "queue_full"
 
 
+def test_a_provider_error_fails_its_step_with_500_and_the_server_goes_on():
+    engine = HeldEngine()
+    engine.release.set()
+    server = RunningServer(create_app(engine, max_batch_size=2, max_waiting=3))
+    body = {"model": "held", "prompt": "hi", "max_tokens": 3}
+    try:
+        engine.fail_next_step.set()
+        failed = httpx.post(f"{server.url}/v1/completions", json=body, timeout=30)
+        after = httpx.post(f"{server.url}/v1/completions", json=body, timeout=30)
+        assert server.load() == {"status": "ok", "model": "held", "running": 0, "waiting": 0}
+    finally:
+        server.stop()
+    assert failed.status_code == 500 and failed.json()["error"]["type"] == "server_error"
+    assert after.status_code == 200 and after.json()["choices"][0]["text"] == "xxx"
+
+
 async def complete_at_once_while_held(server, engine: HeldEngine, requests: int) -> list[httpx.Response]:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         async def complete() -> httpx.Response:
