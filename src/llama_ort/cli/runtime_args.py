@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import fail
 from ..runtime.providers import PROVIDERS
-from .arg_types import non_negative_int, positive_int
+from .arg_types import non_negative_float, non_negative_int, positive_float, positive_int, probability
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,11 +35,12 @@ def add_generation_arguments(parser: argparse.ArgumentParser, max_new_tokens: in
     group = parser.add_argument_group("generation")
     group.add_argument("--max-new-tokens", type=positive_int, default=max_new_tokens,
                        help=f"most tokens to generate per answer (default: {max_new_tokens})")
-    group.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default: 0)")
+    group.add_argument("--temperature", type=non_negative_float, default=0.0, help="0 is greedy (default: 0)")
     group.add_argument("--top-k", type=non_negative_int, default=0,
                        help="sample among the k likeliest tokens (default: 0, off)")
-    group.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1, off)")
-    group.add_argument("--repetition-penalty", type=float, default=1.0, help="above 1 discourages repeats (default: 1)")
+    group.add_argument("--top-p", type=probability, default=1.0, help="nucleus sampling mass (default: 1, off)")
+    group.add_argument("--repetition-penalty", type=positive_float, default=1.0,
+                       help="above 1 discourages repeats (default: 1)")
     group.add_argument("--seed", type=int, default=None, help="sampling seed, for the same text each time")
     group.add_argument("--stop", action="append", default=[], metavar="TEXT",
                        help="end the answer at this text (repeatable)")
