@@ -22,6 +22,7 @@ import stat
 import sys
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import LlamaOrtError
@@ -143,9 +144,14 @@ def copy_hashed(source: Path, target: Path) -> str:
             return file_digest(target)
         digest = hashlib.sha256()
         buffer = memoryview(bytearray(CHUNK_BYTES))
-        while size := src.readinto(buffer):
-            digest.update(buffer[:size])
-            dst.write(buffer[:size])
+        # Each chunk is hashed on a thread while it is written (both let go of the GIL): a copy costs about the slower
+        # of the two, not their sum (sha256 takes ~1.5 GB/s of one core).
+        with ThreadPoolExecutor(1) as hasher:
+            while size := src.readinto(buffer):
+                chunk = buffer[:size]
+                hashed = hasher.submit(digest.update, chunk)
+                dst.write(chunk)
+                hashed.result()
     return digest.hexdigest()
 
 
