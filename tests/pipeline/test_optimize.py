@@ -1,6 +1,8 @@
-"""The optimize pipeline: cached passes, corrupted entries, --clean-cache, atomic output, bad options."""
+"""The optimize pipeline: cached passes, --clean-cache, atomic output, bad options (corrupted entries and copies out
+of the cache: test_cache_copies.py)."""
 
 import logging
+import re
 import subprocess
 import sys
 
@@ -13,7 +15,7 @@ from llama_ort.checkpoint.random import write_hf
 from llama_ort.graph.weights import QuantOptions
 from llama_ort.model_format import Manifest
 from llama_ort.pipeline import default_output_name, optimize
-from llama_ort_testing.reference import Stepper, random_checkpoint, tiny_spec
+from llama_ort_testing.reference import random_checkpoint, tiny_spec
 
 
 @pytest.fixture
@@ -24,7 +26,7 @@ def checkpoint():
 def run(checkpoint, tmp_path, **kwargs):
     options = kwargs.pop("options", BuildOptions(precision="fp32"))
     return optimize(None, tmp_path / "out", options, tmp_path / "cache", checkpoint=checkpoint,
-                    show_progress=False, **kwargs)
+                    **{"show_progress": False, **kwargs})
 
 
 def test_rerun_takes_every_pass_from_the_cache(tmp_path, checkpoint, caplog):
@@ -48,22 +50,6 @@ def test_other_options_miss_the_build_cache_but_not_load(tmp_path, checkpoint):
 def test_clean_cache_rebuilds(tmp_path, checkpoint):
     run(checkpoint, tmp_path)
     assert run(checkpoint, tmp_path, clean_cache=True).cached["build"] is False
-
-
-def test_corrupted_cache_entry_is_detected_and_rebuilt(tmp_path, checkpoint, caplog):
-    run(checkpoint, tmp_path)
-    data = next((tmp_path / "cache" / "build").glob("*/decoder_model.onnx.data"))
-    blob = bytearray(data.read_bytes())
-    blob[len(blob) // 2] ^= 0xFF
-    # the output folder shares the cache's files through hard links: break the link before corrupting
-    data.unlink()
-    data.write_bytes(bytes(blob))
-    caplog.set_level(logging.WARNING, logger="llama_ort.pipeline")
-    result = run(checkpoint, tmp_path)
-    assert result.cached["build"] is False
-    assert "corrupt" in caplog.text
-    stepper = Stepper(tmp_path / "out", max_seq_len=16)
-    assert stepper.start([[1, 2, 3]])["logits"].shape == (1, checkpoint.spec.vocab_size)
 
 
 def test_interrupted_build_leaves_no_output_and_no_cache_entry(tmp_path, checkpoint, monkeypatch):
@@ -154,3 +140,12 @@ def test_scratch_left_by_a_killed_run_is_removed_by_the_next(tmp_path, checkpoin
     (abandoned / "decoder_model.onnx.data").write_bytes(b"half")
     run(checkpoint, tmp_path)
     assert not abandoned.exists()
+
+
+def test_every_pass_shows_its_progress_unless_told_not_to(tmp_path, checkpoint, capfd):
+    run(checkpoint, tmp_path)  # show_progress=False
+    assert "━" not in capfd.readouterr().err
+    run(checkpoint, tmp_path, clean_cache=True, show_progress=True)
+    err = capfd.readouterr().err  # not a terminal: each bar is printed once, as it ends
+    for pass_name in ("load", "build", "verify"):
+        assert re.search(rf"^{pass_name} done ━+ (\d+)/\1 ", err, re.MULTILINE), err

@@ -161,7 +161,8 @@ class GGUFCheckpoint(Checkpoint):
         band = max(1, BAND_ELEMENTS // out.shape[1] // rows_per_head) * rows_per_head
         for start in range(0, rows.shape[0], band):
             try:
-                w = dequantize(rows[start:start + band], tensor.tensor_type)
+                with np.errstate(invalid="ignore", over="ignore"):  # a NaN or infinite scale: checked() names it
+                    w = dequantize(rows[start:start + band], tensor.tensor_type)
             except NotImplementedError:
                 raise fail(self.path, f"tensor {tensor.name} has type {tensor.tensor_type.name}, which llama-ort "
                                       "cannot dequantize (gguf's numpy dequantizers lack it)") from None

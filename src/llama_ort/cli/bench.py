@@ -11,7 +11,7 @@ from ..bench.shapes import SHAPES
 from ..bench.workload import DEVICES, Workload
 from ..errors import LlamaOrtError, fail
 from ..locations import bench_dir
-from .arg_types import non_negative_int, positive_int
+from .arg_types import non_negative_int, positive_float, positive_int
 
 
 def integers(text: str) -> tuple[int, ...]:
@@ -62,7 +62,8 @@ def register(subparsers) -> None:
     parser.add_argument("--workdir", type=Path, default=None,
                         help=f"builds and converted checkpoints, reused by later runs (default: {bench_dir()})")
     parser.add_argument("--rebuild", action="store_true", help="build every variant again")
-    parser.add_argument("--timeout", type=float, default=3600, help="seconds per variant's runs (default: 3600)")
+    parser.add_argument("--timeout", type=positive_float, default=3600,
+                        help="seconds per variant's runs (default: 3600)")
     parser.add_argument("--output", type=Path, default=Path("bench-results"),
                         help="folder for bench.json and bench.png (default: ./bench-results)")
     parser.set_defaults(run=run)

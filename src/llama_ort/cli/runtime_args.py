@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import fail
 from ..locations import models_dir
 from ..runtime.providers import PROVIDERS
-from .arg_types import non_negative_int, positive_int
+from .arg_types import non_negative_float, non_negative_int, positive_float, positive_int, probability
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,12 +44,12 @@ def add_generation_arguments(parser: argparse.ArgumentParser, max_new_tokens: in
                        help=f"most tokens to generate per answer (default: {max_new_tokens})")
     group.add_argument("--greedy", action="store_true",
                        help="always the likeliest token, with no repetition penalty: the model's on-device argmax")
-    group.add_argument("--temperature", type=float, default=None, help="0 is greedy (default: the model's, else 0)")
+    group.add_argument("--temperature", type=non_negative_float, default=None, help="0 is greedy (default: the model's, else 0)")
     group.add_argument("--top-k", type=non_negative_int, default=None,
                        help="sample among the k likeliest tokens, 0 for all (default: the model's, else 0)")
-    group.add_argument("--top-p", type=float, default=None,
+    group.add_argument("--top-p", type=probability, default=None,
                        help="nucleus sampling mass, 1 for all (default: the model's, else 1)")
-    group.add_argument("--repetition-penalty", type=float, default=None,
+    group.add_argument("--repetition-penalty", type=positive_float, default=None,
                        help="above 1 makes tokens already generated less likely, 1 is off "
                             "(default: the model's, else 1.1)")
     group.add_argument("--seed", type=int, default=None, help="sampling seed, for the same text each time")

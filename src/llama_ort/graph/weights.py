@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..checkpoint import names as canonical
-from ..checkpoint.base import Checkpoint
+from ..checkpoint.base import Checkpoint, all_finite
 from ..checkpoint.spec import ModelSpec
+from ..errors import fail
 from ..quant.int4 import Int4Weight, quantize_int4
 from ..quant.int8 import quantize_int8
 from .builder import MS_DOMAIN, GraphBuilder
@@ -81,15 +82,29 @@ class Weights:
         self.on_read(name, tensor.nbytes)
         return tensor
 
-    def stacked(self, names: list[str]) -> np.ndarray:
-        """[sum of out rows, in]: the canonical weights stacked along their outputs."""
-        if len(names) == 1:
-            return self.read(names[0])
-        return np.concatenate([self.read(n) for n in names], axis=0)
+    def cast(self, name: str, tensor: np.ndarray) -> np.ndarray:
+        """`tensor` in the activation dtype, failing where a narrowing cast made a checkpoint value infinite."""
+        with np.errstate(over="ignore"):  # reported below, with the tensor's name
+            converted = tensor.astype(self.dtype)
+        return self.in_range(tensor_label([name]), converted) if converted.itemsize < tensor.itemsize else converted
+
+    def in_range(self, what: str, converted: np.ndarray) -> np.ndarray:
+        """`converted` (a tensor cast, or quantization scales; `what` names the tensors) unchanged, or an error if it
+        holds an infinity that the finite checkpoint did not: a value past float16's ±65504."""
+        if converted.dtype == np.float16 and not all_finite(converted):
+            raise fail(self.checkpoint.path, f"{what} holds values beyond float16's range (±65504), which would be "
+                                             "infinite in this model: build it with --precision fp32")
+        return converted
+
+    def stacked(self, names: list[str], cast: bool = False) -> np.ndarray:
+        """[sum of out rows, in]: the canonical weights stacked along their outputs, each in the activation dtype
+        if `cast`."""
+        parts = [self.cast(n, self.read(n)) if cast else self.read(n) for n in names]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
     def vector(self, b: GraphBuilder, name: str) -> str:
         """A norm weight or a float embedding table, in the activation dtype."""
-        return b.weights.get(name, lambda: self.read(name).astype(self.dtype))
+        return b.weights.get(name, lambda: self.cast(name, self.read(name)))
 
     def embedding(self, b: GraphBuilder, input_ids: str) -> str:
         """[B, S] token ids -> [B, S, H] rows of the embedding table."""
@@ -102,7 +117,7 @@ class Weights:
     def _int8_embedding(self, b: GraphBuilder, input_ids: str) -> str:
         def quantize() -> dict:
             table = quantize_int8(self.read(canonical.EMBED), self.quant.block_size, self.dtype)
-            return {"codes": table.codes, "scales": table.scales}
+            return {"codes": table.codes, "scales": self.in_range(tensor_label([canonical.EMBED]), table.scales)}
 
         part = made_together(quantize)
         codes = b.weights.get("embed.weight.int8", lambda: part("codes"))  # [vocab, H]
@@ -136,8 +151,10 @@ class Weights:
             packed, scales, zero_points = self._int4(b, key, names)
             return b.op("MatMulNBits", x, packed, scales, zero_points, name=out, domain=MS_DOMAIN,
                         K=k, N=n, bits=4, block_size=q.block_size, accuracy_level=q.accuracy_level)
-        w = b.weights.get(key, lambda: np.ascontiguousarray(self.stacked(names).T.astype(self.dtype)))  # [in, out]
-        return b.op("MatMul", x, w, name=out)
+        def transposed() -> np.ndarray:  # [in, out]
+            return np.ascontiguousarray(self.stacked(names, cast=True).T)
+
+        return b.op("MatMul", x, b.weights.get(key, transposed), name=out)
 
     def _int4(self, b: GraphBuilder, key: str, names: list[str]) -> tuple[str, str, str | None]:
         """The initializers of the weights `names` stacked and quantized: packed codes [N, k_blocks,
@@ -166,4 +183,11 @@ class Weights:
             return Int4Weight(np.concatenate([w.packed for w in stored]),
                               np.concatenate([w.scales for w in stored]).astype(self.dtype), None,
                               stored[0].k, sum(w.n for w in stored), q.block_size)
-        return quantize_int4(self.stacked(names), q.block_size, q.symmetric, self.dtype)
+        qw = quantize_int4(self.stacked(names), q.block_size, q.symmetric, self.dtype)
+        self.in_range(tensor_label(names), qw.scales)
+        return qw
+
+
+def tensor_label(names: list[str]) -> str:
+    """"tensor a" or "tensors a, b": for messages."""
+    return ("tensor " if len(names) == 1 else "tensors ") + ", ".join(names)

@@ -9,18 +9,20 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__, locations
 from ..checkpoint import open_checkpoint
 from ..checkpoint.base import Checkpoint
-from ..errors import fail
+from ..errors import LlamaOrtError, fail
 from ..graph.llama import BuildOptions
 from ..graph.target import get_target
 from ..graph.weights import QuantOptions
 from ..model_format import MANIFEST
-from .cache import ENTRY_FILE, Cache, cache_key
+from .cache import Cache, CorruptEntry, cache_key
 from .passes import BUILD, LOAD, VERIFY, Pass, run_build, run_load, run_verify
 
 log = logging.getLogger("llama_ort.pipeline")
@@ -93,19 +95,21 @@ def optimize(source: str | Path | None, output: Path, options: BuildOptions, cac
     """Build `source` (None: the embedded model) into the model folder `output`, replacing it. The pass cache is
     `cache_dir` (None: locations.cache_dir())."""
     started = time.perf_counter()
+    output = Path(output)
+    check_writable(output)
     cache_dir = Path(cache_dir or locations.cache_dir())
     options = options.resolved()
     checkpoint = checkpoint or open_checkpoint(source)
-    check_replaceable(Path(output), checkpoint)
+    check_replaceable(output, checkpoint)
     if Path(cache_dir).exists() and not Path(cache_dir).is_dir():
         raise fail("--cache-dir", f"{cache_dir} is a file: give a folder")
     cache = Cache(cache_dir)
     if clean_cache:
         log.info("clean cache: removing %s", cache.root)
         cache.clear()
-    result = OptimizeResult(output=Path(output))
+    result = OptimizeResult(output=output)
 
-    def cached(step: Pass, key: str, produce) -> Path:
+    def cached(step: Pass, key: str, produce: Callable[[Path], object]) -> Path:
         found = cache.lookup(step.name, key)
         result.cached[step.name] = found is not None
         if found:
@@ -114,45 +118,62 @@ def optimize(source: str | Path | None, output: Path, options: BuildOptions, cac
         log.info("%s: running", step.name)
         return cache.store(step.name, key, produce)
 
+    def taken(step: Pass, key: str, produce: Callable[[Path], object], entry: Path, take: Callable[[Path], object]):
+        """`take(entry)`, which checks the entry's bytes against their hashes as it reads them; an entry found
+        corrupt is built again (one that this run has just written and that changed already is an error)."""
+        try:
+            return take(entry)
+        except CorruptEntry as e:
+            if not result.cached[step.name]:
+                raise LlamaOrtError(f"{step.name}: {e}, just after it was written: check the disk that holds "
+                                    f"{cache.root}") from None
+            log.warning("%s: %s; rebuilding it", step.name, e)
+            cache.drop(entry)
+            return take(cached(step, key, produce))
+
     load_key = cache_key(LOAD.name, LOAD.version, __version__, checkpoint.fingerprint())
-    loaded = cached(LOAD, load_key, lambda out: run_load(checkpoint, out))
     build_key = cache_key(BUILD.name, BUILD.version, __version__, load_key, options.to_dict())
-    built = cached(BUILD, build_key, lambda out: run_build(checkpoint, out, options, show_progress))
-    if verify if verify is not None else parameter_count(checkpoint) <= VERIFY_MAX_PARAMETERS:
-        verify_key = cache_key(VERIFY.name, VERIFY.version, __version__, build_key)
-        verified = cached(VERIFY, verify_key, lambda out: run_verify(checkpoint, built, out))
-        result.verify_report = json.loads((verified / "verify.json").read_text())
-        log.info("verify: cosine %.6f, max |Δlogit| %.3g against the numpy reference",
-                 result.verify_report["cosine"], result.verify_report["max_abs_diff"])
-    materialize(result.output, [loaded, built])
+    steps = [(LOAD, load_key, lambda out: run_load(checkpoint, out, show_progress)),
+             (BUILD, build_key, lambda out: run_build(checkpoint, out, options, show_progress))]
+    entries = [cached(*step) for step in steps]
+    with staged(output) as folder:
+        for step, entry in zip(steps, entries):
+            taken(*step, entry, lambda found: cache.copy_out(found, folder))
+        if verify if verify is not None else parameter_count(checkpoint) <= VERIFY_MAX_PARAMETERS:
+            # on the model folder's own files, as they will be used
+            step = (VERIFY, cache_key(VERIFY.name, VERIFY.version, __version__, build_key),
+                    lambda out: run_verify(checkpoint, folder, out, show_progress))
+            result.verify_report = taken(*step, cached(*step),
+                                         lambda found: json.loads(cache.read_bytes(found, "verify.json")))
+            log.info("verify: cosine %.6f, max |Δlogit| %.3g against the numpy reference",
+                     result.verify_report["cosine"], result.verify_report["max_abs_diff"])
     result.seconds = time.perf_counter() - started
     return result
 
 
-def materialize(output: Path, entries: list[Path]) -> None:
-    """Lay the cache entries' files out as `output`, built beside it and renamed into place."""
-    output = Path(output)
+@contextmanager
+def staged(output: Path) -> Iterator[Path]:
+    """A folder beside `output` to lay the model out in, renamed to `output` (replacing it) once complete."""
     output.parent.mkdir(parents=True, exist_ok=True)
     scratch = output.parent / f".{output.name}.tmp-{uuid.uuid4().hex[:8]}"
+    scratch.mkdir()
     try:
-        for entry in entries:
-            for path in entry.rglob("*"):
-                if path.is_file() and path.name != ENTRY_FILE:
-                    target = scratch / path.relative_to(entry)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    link_or_copy(path, target)
+        yield scratch
         remove_output(output)
         os.replace(scratch, output)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def link_or_copy(source: Path, target: Path) -> None:
-    """A hard link where the filesystem allows (a 13 GB model costs no copy), else a copy."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+def check_writable(output: Path) -> None:
+    """Fail before any pass runs where `output` could not be written: the model is laid out beside it and renamed,
+    so the nearest existing folder above it must be a folder this process may write in."""
+    existing = next(p for p in output.absolute().parents if os.path.lexists(p))
+    if not existing.is_dir():
+        raise fail("--output", f"{output} cannot be written: {existing} is not a folder; give another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise fail("--output", f"{output} cannot be written: {existing} is not writable (permissions, or a read-only "
+                               "filesystem); give another path")
 
 
 def check_replaceable(output: Path, checkpoint: Checkpoint) -> None:

@@ -24,10 +24,16 @@ def rotate(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
     return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
 
 
-def last_logits(checkpoint: Checkpoint, ids: list[int], num_layers: int | None = None) -> np.ndarray:
-    """Logits [vocab] of the last token of `ids`, in float64."""
+def last_logits(checkpoint: Checkpoint, ids: list[int], num_layers: int | None = None, on_read=None) -> np.ndarray:
+    """Logits [vocab] of the last token of `ids`, in float64; `on_read(name, nbytes)` as each tensor is read."""
     spec = checkpoint.spec
-    read = lambda name: np.asarray(checkpoint.checked(name), np.float64)  # noqa: E731
+
+    def read(name: str) -> np.ndarray:
+        tensor = checkpoint.checked(name)
+        if on_read:
+            on_read(name, tensor.nbytes)
+        return np.asarray(tensor, np.float64)
+
     n, d, hq, hkv = len(ids), spec.head_dim, spec.num_heads, spec.num_kv_heads
     cos, sin = cos_sin_tables(spec, n, "float64")
     causal = np.triu(np.full((n, n), -np.inf), k=1)
