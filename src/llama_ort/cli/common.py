@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from ..graph.target import LAYOUTS, PRECISIONS, TARGETS
-from ..graph.weights import EMBEDDING_FORMS, QuantOptions
+from ..quant.options import EMBEDDING_FORMS, QuantOptions
 from .arg_types import positive_int
 
 
