@@ -44,7 +44,8 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
                             "fp32's size), 4-bit blocks (shared with a tied lm_head: smallest) or float "
                             f"(default: {defaults.embeddings})")
     group.add_argument("--all-logits", action="store_true",
-                       help="output logits for every position, not only each row's last (for perplexity)")
+                       help="output logits for every position, not only each row's last (a scoring model: "
+                            "`llama-ort eval` needs none, it turns any model's head to every position as it loads)")
     group.add_argument("--num-layers", type=positive_int, default=None,
                        help="build only the first N layers (debugging)")
 

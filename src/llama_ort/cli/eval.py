@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     of_all = f" (the first of {len(ids)}: --max-tokens)" if len(scored) < len(ids) else ""
     how = (f"; a sliding window of {result.window} tokens, stride {result.stride}: each token given at least "
            f"{result.window - result.stride} before it" if result.is_strided else "")
-    print(f"perplexity {result.value:.3f} over {len(scored)} tokens{of_all} of {args.text} "
+    print(f"perplexity {result.value:.3f} over {result.tokens} tokens{of_all} of {args.text} "
           f"({model.manifest.precision}, {model.manifest.target}{how})")
     return 0
 

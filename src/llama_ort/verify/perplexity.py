@@ -23,12 +23,13 @@ from ..errors import fail
 from ..graph.rope import prompt_rotary_feeds
 from ..graph.target import get_target
 from ..runtime.kv_cache import KVCache
+from ..runtime.session import Model
 
 # Positions a step feeds: their logits [chunk, vocab] in float32 (49,152 x 4 bytes each for SmolLM2: 50 MB) and
-# attention over the cached window are what a step adds to memory. 256 runs within a few percent of 1,024 on
-# the CPU.
+# attention over the cached window are what a step adds to memory. On 2 busy cores, 4,000 tokens of SmolLM2 fp32
+# scored 9 % faster in chunks of 512 and 12 % faster in chunks of 1,024, for 160 and 500 MB more at the peak.
 CHUNK = 256
-ROWS_AT_ONCE = 64  # rows of logits turned to float64 at a time for the log-softmax
+ROWS_AT_ONCE = 64  # rows of logits in one log-softmax: a few MB of temporaries
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Perplexity:
         return self.windows > 1
 
 
-def perplexity(model, ids: list[int], window: int | None = None, stride: int | None = None, chunk: int = CHUNK,
+def perplexity(model: Model, ids: list[int], window: int | None = None, stride: int | None = None, chunk: int = CHUNK,
                on_scored: Callable[[int], None] = lambda count: None) -> Perplexity:
     """Perplexity of `ids` under `model` (loaded with every_position=True). window: tokens a pass holds (default:
     the model's max_seq_len in static mode, else its context length); stride: how far windows move along a longer
@@ -95,12 +96,14 @@ def window_losses(runner: ChunkRunner, ids: list[int], first: int, chunk: int) -
 
 
 def next_token_nll(logits: np.ndarray, targets: list[int]) -> np.ndarray:
-    """-log p(target) under each row of logits [N, vocab], in float64, ROWS_AT_ONCE rows at a time."""
+    """-log p(target) under each row of logits [N, vocab]: log-sum-exp minus the target's logit, ROWS_AT_ONCE rows
+    at a time. The exponentials of (logit - row max) <= 0 are float32 and summed in float64: within 1e-7 of doing
+    it all in float64, at half the time."""
     out = np.empty(len(targets))
     for start in range(0, len(targets), ROWS_AT_ONCE):
-        block = np.asarray(logits[start:start + ROWS_AT_ONCE], np.float64)
-        block -= block.max(-1, keepdims=True)
-        log_total = np.log(np.exp(block).sum(-1))
+        block = np.asarray(logits[start:start + ROWS_AT_ONCE], np.float32)
+        peak = block.max(-1, keepdims=True)
+        log_total = np.log(np.exp(block - peak).sum(-1, dtype=np.float64)) + peak[:, 0]
         out[start:start + len(block)] = log_total - block[np.arange(len(block)), targets[start:start + len(block)]]
     return out
 
@@ -111,7 +114,7 @@ class ChunkRunner:
     The cache is bound in place (past and present share a buffer); every other output is allocated by onnxruntime
     in host memory, afresh each step since its shape follows the chunk's."""
 
-    def __init__(self, model, capacity: int):
+    def __init__(self, model: Model, capacity: int):
         self.model = model
         self.capacity = capacity
         self.cached = 0
