@@ -26,8 +26,9 @@ from ..runtime.kv_cache import KVCache
 from ..runtime.session import Model
 
 # Positions a step feeds: their logits [chunk, vocab] in float32 (49,152 x 4 bytes each for SmolLM2: 50 MB) and
-# attention over the cached window are what a step adds to memory. On 2 busy cores, 4,000 tokens of SmolLM2 fp32
-# scored 9 % faster in chunks of 512 and 12 % faster in chunks of 1,024, for 160 and 500 MB more at the peak.
+# attention over the cached window are what a step adds to memory. On 2 shared cores, chunks of 512 and 1,024
+# scored 4,000 tokens of SmolLM2 fp32 about 10 % faster and 8,000 no faster beyond the noise, for 190 and 500 MB
+# more at the peak.
 CHUNK = 256
 ROWS_AT_ONCE = 64  # rows of logits in one log-softmax: a few MB of temporaries
 
