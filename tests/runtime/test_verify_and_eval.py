@@ -171,3 +171,30 @@ def test_tokens_written_over_the_argmax_with_int32_ids_reach_their_step(tiny, tm
     with torch.no_grad():
         expected = tiny.hf(torch.tensor([ids])).logits[0, :-1]
     np.testing.assert_allclose(np.stack(logits), expected.numpy(), atol=1e-4)
+
+
+def test_progress_is_plain_lines_on_stderr_when_it_is_not_a_terminal(tiny, tmp_path, capsys, monkeypatch):
+    from llama_ort.cli import eval as eval_command
+
+    monkeypatch.setattr(eval_command, "PLAIN_PROGRESS_EVERY_S", 0.0)  # a line after every step but the last
+    text_file = tmp_path / "text.txt"
+    text_file.write_text(TEXT, encoding="utf-8")
+    assert main(["eval", str(text_file), "--model", str(tiny.folder), "--window", "32", "--stride", "16"]) == 0
+    captured = capsys.readouterr()
+    total = len(Tokenizer.from_folder(tiny.folder).encode(TEXT)) - 1
+    lines = captured.err.splitlines()
+    assert lines and all(re.fullmatch(rf"eval: \d+/{total} tokens scored, \d+ tokens/s", line) for line in lines)
+    assert captured.out.startswith("perplexity ")
+
+
+def test_a_model_whose_head_is_not_llama_orts_is_refused_in_one_line(tiny, tmp_path, capsys):
+    """A decoder built with --all-logits has no last-position head; its manifest saying otherwise stands for a
+    model from another version or tool."""
+    build_model(tiny.checkpoint, tmp_path, BuildOptions(all_logits=True))
+    manifest = (tmp_path / "llama-ort.json").read_text().replace('"all_logits": true', '"all_logits": false')
+    (tmp_path / "llama-ort.json").write_text(manifest)
+    text_file = tmp_path / "text.txt"
+    text_file.write_text(TEXT, encoding="utf-8")
+    assert main(["eval", str(text_file), "--model", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "head to turn to every position" in err
