@@ -26,8 +26,8 @@ def test_smollm2_matches_transformers(embedded_gguf, smollm2_reference):
         assert_spec_matches_config(checkpoint.spec, smollm2_reference.config)
         assert checkpoint.spec.tie_word_embeddings  # SmolLM2 has no output.weight
         assert_same_tensors(checkpoint, smollm2_reference.state_dict())
-        # the tokenizer engineer reads the vocabulary through the open reader
-        assert len(checkpoint.reader.get_field("tokenizer.ggml.tokens").data) == checkpoint.spec.vocab_size
+        # the tokenizer engineer reads the vocabulary through the open file's metadata
+        assert len(checkpoint.metadata("tokenizer.ggml.tokens")) == checkpoint.spec.vocab_size
 
 
 @pytest.mark.parametrize("dtype", ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1"])

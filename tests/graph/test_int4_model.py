@@ -20,7 +20,7 @@ from llama_ort.checkpoint.memory import MemoryCheckpoint
 from llama_ort.checkpoint.random import write_gguf
 from llama_ort.errors import LlamaOrtError
 from llama_ort.graph.llama import BuildOptions, build_model
-from llama_ort.graph.weights import QuantOptions
+from llama_ort.quant.options import QuantOptions
 from llama_ort.model_format import Manifest
 from llama_ort.quant.int4 import dequantize_int4, quantize_int4
 from llama_ort.quant.int8 import dequantize_int8, quantize_int8

@@ -12,7 +12,7 @@ from llama_ort.errors import LlamaOrtError
 from llama_ort.graph import llama as graph_llama
 from llama_ort.graph.llama import BuildOptions
 from llama_ort.checkpoint.random import write_hf
-from llama_ort.graph.weights import QuantOptions
+from llama_ort.quant.options import QuantOptions
 from llama_ort.model_format import Manifest
 from llama_ort.pipeline import default_output_name, optimize
 from llama_ort_testing.reference import random_checkpoint, tiny_spec

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from llama_ort.graph.llama import BuildOptions
-from llama_ort.graph.weights import QuantOptions
+from llama_ort.quant.options import QuantOptions
 from llama_ort.pipeline import default_output_name, optimize
 from llama_ort.serve import create_app, load_engine
 from llama_ort_testing.servers import MAX_SEQ_LEN, RunningServer

@@ -1,8 +1,8 @@
 """GGUF files (llama.cpp's format): metadata -> ModelSpec, tensors dequantized to float32 on read.
 
-The file is memory-mapped by gguf's GGUFReader. Quantized tensors are dequantized a band of rows at a time
-into one output array, so reading costs about the tensor's float32 size and no more. llama.cpp stores Q and K
-rows in interleaved rotary order; they are turned back into rotate-half order band by band.
+The file is memory-mapped and its layout read by gguf_file.py. Quantized tensors are dequantized a band of
+rows at a time into one output array, so reading costs about the tensor's float32 size and no more. llama.cpp
+stores Q and K rows in interleaved rotary order; they are turned back into rotate-half order band by band.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from ..errors import fail
 from ..quant.int4 import Int4Weight, pack_codes
 from . import names
 from .base import Checkpoint
+from .gguf_file import GGUFFile
 from .spec import ARCHITECTURES, ModelSpec, RopeScaling
 
 Q = gguf.GGMLQuantizationType
@@ -31,7 +32,7 @@ MISSING = object()
 
 
 class GGUFCheckpoint(Checkpoint):
-    """One .gguf file. `reader` is the open gguf.GGUFReader, for the tokenizer.* metadata."""
+    """One .gguf file. `file` is its open GGUFFile: the tokenizer.* metadata are in its fields."""
 
     format = "gguf"
 
@@ -40,20 +41,19 @@ class GGUFCheckpoint(Checkpoint):
         if not self.path.is_file():
             raise fail(self.path, "no such file")
         try:
-            self.reader = gguf.GGUFReader(self.path)
-        except Exception as e:  # the parser raises ValueError, IndexError, KeyError ... on damaged files
+            self.file = GGUFFile(self.path)
+        except Exception as e:  # ValueError, struct.error, UnicodeDecodeError ... on damaged files
             raise fail(self.path, f"is not a readable GGUF file, or is truncated ({type(e).__name__}: {e})") from None
-        self._tensors = {t.name: t for t in self.reader.tensors}
+        self._tensors = {t.name: t for t in self.file.tensors}
         self.spec = self._spec()
 
     def metadata(self, key: str, default=MISSING):
         """The value of a metadata key (a number, string or list), `default` if absent."""
-        field = self.reader.get_field(key)
-        if field is None:
+        if key not in self.file.fields:
             if default is MISSING:
                 raise fail(self.path, f"metadata {key} is missing")
             return default
-        return field.contents()
+        return self.file.fields[key]
 
     def _spec(self) -> ModelSpec:
         arch = self.metadata("general.architecture")
@@ -74,10 +74,10 @@ class GGUFCheckpoint(Checkpoint):
         rope_theta = float(hparam("rope.freq_base", 10000.0))
         vocab_size = hparam("vocab_size", None)
         if vocab_size is None:
-            tokens = self.reader.get_field("tokenizer.ggml.tokens")
+            tokens = self.file.fields.get("tokenizer.ggml.tokens")
             if tokens is None:
                 raise fail(self.path, f"metadata {arch}.vocab_size and tokenizer.ggml.tokens are both missing")
-            vocab_size = len(tokens.data)
+            vocab_size = len(tokens)
         end_ids = [self.metadata(f"tokenizer.ggml.{k}_token_id", None) for k in ("eos", "eot", "eom")]
         return ModelSpec(
             num_layers=hparam("block_count"),
@@ -133,7 +133,7 @@ class GGUFCheckpoint(Checkpoint):
         tensor = self._tensors[gguf_name]
         heads = names.rotary_heads(name, self.spec)
         if tensor.tensor_type in VIEWED:
-            w = np.asarray(tensor.data).reshape(gguf_shape(tensor))  # a plain view of the map
+            w = tensor.data  # a view of the map
             return w if heads is None else names.rotate_half_rows(w, heads)
         return self._dequantized(tensor, heads)
 
@@ -142,7 +142,7 @@ class GGUFCheckpoint(Checkpoint):
         tensor = self._tensors.get(names.to_gguf(name))
         if tensor is None or tensor.tensor_type != Q.Q4_0 or block_size != Q4_0_BLOCK:
             return None
-        n, k = gguf_shape(tensor)
+        n, k = tensor.shape
         blocks = np.asarray(tensor.data).reshape(n, k // Q4_0_BLOCK, Q4_0_BYTES)
         scales = np.ascontiguousarray(blocks[..., :2]).view(np.float16)[..., 0]  # [n, k_blocks]
         low_high = blocks[..., 2:]
@@ -154,7 +154,7 @@ class GGUFCheckpoint(Checkpoint):
 
     def _dequantized(self, tensor, heads: int | None = None) -> np.ndarray:
         """Dequantize band by band into one float32 array; bands hold whole heads so Q/K reorder per band."""
-        shape = gguf_shape(tensor)
+        shape = tensor.shape
         rows = tensor.data.reshape(-1, tensor.data.shape[-1])  # [rows, bytes per row]
         out = np.empty(shape, dtype=np.float32).reshape(rows.shape[0], -1)
         rows_per_head = rows.shape[0] // heads if heads else 1
@@ -169,7 +169,3 @@ class GGUFCheckpoint(Checkpoint):
             out[start:start + band] = w if heads is None else names.rotate_half_rows(w, w.shape[0] // rows_per_head)
         return out.reshape(shape)
 
-
-def gguf_shape(tensor) -> tuple[int, ...]:
-    """The tensor's numpy shape: ggml lists dims fastest first, so [in, out] there is [out, in] here."""
-    return tuple(reversed(tensor.shape.tolist()))

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from ..graph.target import LAYOUTS, PRECISIONS, TARGETS, get_target
-from ..graph.weights import EMBEDDING_FORMS, QuantOptions
 from ..quant.int4 import BLOCK_SIZES
+from ..quant.options import EMBEDDING_FORMS, QuantOptions
 from .arg_types import positive_int
 
 
@@ -54,7 +54,8 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
                             "fp32's size), 4-bit blocks (shared with a tied lm_head: smallest) or float "
                             f"(default: {defaults.embeddings})")
     group.add_argument("--all-logits", action="store_true",
-                       help="output logits for every position, not only each row's last (for perplexity)")
+                       help="output logits for every position, not only each row's last (a scoring model: "
+                            "`llama-ort eval` needs none, it turns any model's head to every position as it loads)")
     group.add_argument("--num-layers", type=positive_int, default=None,
                        help="build only the first N layers (debugging)")
 

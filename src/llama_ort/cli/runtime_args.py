@@ -82,8 +82,9 @@ def generate_options(args: argparse.Namespace, folder: Path, flags: dict):
                            ignore_eos=args.ignore_eos, padding=args.padding)
 
 
-def load(args: argparse.Namespace):
-    """The model and its tokenizer, from --model (or the default folder) on --provider."""
+def load(args: argparse.Namespace, every_position: bool = False):
+    """The model and its tokenizer, from --model (or the default folder) on --provider; every_position loads it
+    for scoring (load_model's every_position)."""
     from ..pipeline import embedded_model_folder
     from ..runtime import load_model
     from ..runtime.providers import check_available, get_provider
@@ -92,7 +93,8 @@ def load(args: argparse.Namespace):
     check_available(get_provider(args.provider))  # before building a default model for it
     folder = args.model or embedded_model_folder(args.provider)
     model = load_model(folder, args.provider, max_seq_len=args.max_seq_len, device_id=args.device_id,
-                       disable_metacommands=args.disable_metacommands, graph=getattr(args, "cuda_graph", False))
+                       disable_metacommands=args.disable_metacommands, graph=getattr(args, "cuda_graph", False),
+                       every_position=every_position)
     return model, Tokenizer.from_folder(folder)
 
 

@@ -23,11 +23,12 @@ from ..checkpoint.base import Checkpoint
 from ..checkpoint.spec import ModelSpec
 from ..errors import LlamaOrtError
 from ..quant.int4 import BLOCK_SIZES
+from ..quant.options import EMBEDDING_FORMS
 from .blocks import AttentionState, attention, mlp, residual_rms_norm, rms_norm
 from .builder import GraphBuilder, WeightStore, make_model, tensor_type
 from .rope import cos_sin_tables
 from .target import LAYOUTS, Target, get_target
-from .weights import EMBEDDING_FORMS, LM_HEAD_OUTPUT, QuantOptions, Weights
+from .weights import LM_HEAD_OUTPUT, QuantOptions, Weights
 
 MODEL_FILES = {"merged": "decoder_model_merged.onnx", "single": "decoder_model.onnx"}
 

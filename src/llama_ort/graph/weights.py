@@ -9,7 +9,6 @@ their output rows (one MatMul for Q, K and V when packed), as MatMul or MatMulNB
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -19,27 +18,9 @@ from ..checkpoint.spec import ModelSpec
 from ..errors import fail
 from ..quant.int4 import Int4Weight, quantize_int4
 from ..quant.int8 import quantize_int8
+from ..quant.options import QuantOptions
 from .builder import MS_DOMAIN, GraphBuilder
 
-
-@dataclass(frozen=True)
-class QuantOptions:
-    block_size: int = 32
-    # Symmetric blocks run fastest everywhere. Min/max blocks with float zero points (symmetric=False) are
-    # lossless on GGUF Q4_1 sources and closer on others, but the CPU provider has no fast kernel for them.
-    symmetric: bool = True
-    accuracy_level: int = 4  # MatMulNBits: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 activations (CPU)
-    quantize_lm_head: bool = True
-    # The embedding table of an int4 model, where the target reads quantized tables (GatherBlockQuantized):
-    # "int8" blocks (near float, a quarter of fp32's bytes), "int4" blocks (shared with a quantized tied lm_head:
-    # smallest, but it changed a greedy answer of the embedded model), or "float".
-    embeddings: str = "int8"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-EMBEDDING_FORMS = ("float", "int8", "int4")
 LM_HEAD_OUTPUT = "lm_head"  # the lm_head node's output, and the prefix of its weights' initializers
 
 

@@ -20,7 +20,7 @@ from ..checkpoint.base import Checkpoint
 from ..errors import LlamaOrtError, fail
 from ..graph.llama import BuildOptions
 from ..graph.target import get_target
-from ..graph.weights import QuantOptions
+from ..quant.options import QuantOptions
 from ..model_format import MANIFEST
 from .cache import Cache, CorruptEntry, cache_key
 from .passes import BUILD, LOAD, VERIFY, Pass, run_build, run_load, run_verify

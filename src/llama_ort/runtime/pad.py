@@ -7,15 +7,15 @@ the end of one axis) does it on the session's own provider, its input and output
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper
 
 from .session import Model
 
 
 def pad_model(element_type: int, rank: int) -> bytes:
     """y = Pad(x, pads) for one element type and rank; the pads come in as an input, so one model serves all."""
+    from onnx import TensorProto, helper  # here, not at the top: onnx costs 0.8 s of every command's start
+
     dims = [f"d{i}" for i in range(rank)]
     graph = helper.make_graph(
         [helper.make_node("Pad", ["x", "pads"], ["y"], mode="constant")],
@@ -42,7 +42,9 @@ class Padder:
         pads = np.zeros(2 * len(shape), np.int64)
         pads[len(shape) + axis] = length - shape[axis]  # the end of `axis`
         shape[axis] = length
-        grown = self.model.allocate(tuple(shape), helper.tensor_dtype_to_np_dtype(value.element_type()))
+        from onnx.helper import tensor_dtype_to_np_dtype  # as in pad_model
+
+        grown = self.model.allocate(tuple(shape), tensor_dtype_to_np_dtype(value.element_type()))
         session = self._session(value.element_type(), len(shape))
         binding = session.io_binding()
         binding.bind_ortvalue_input("x", value)

@@ -77,11 +77,15 @@ class Model:
 
 def create_session(model: str | bytes, provider: Provider, device_id: int, disable_metacommands: bool,
                    max_seq_len: int | None = None, graph: bool = False, threads: int | None = None,
-                   environment: tuple[tuple[str, str], ...] = ()) -> ort.InferenceSession:
+                   environment: tuple[tuple[str, str], ...] = (),
+                   external_data_folder: Path | None = None) -> ort.InferenceSession:
     """`environment`: variables set while the session is created, where its kernels read them (a value the user
-    set wins), and restored after."""
+    set wins), and restored after. `external_data_folder`: where the weights of a model given as bytes lie."""
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: ORT warns about every node it leaves on the CPU
+    if external_data_folder is not None:
+        options.add_session_config_entry("session.model_external_initializers_file_folder_path",
+                                         str(external_data_folder))
     if threads:
         options.intra_op_num_threads = threads
     if max_seq_len is not None:
@@ -104,19 +108,23 @@ def scoped_environment(variables: dict[str, str]):
 
 
 def load_model(folder: str | Path, provider: str = "cpu", *, max_seq_len: int | None = None, device_id: int = 0,
-               disable_metacommands: bool = False, graph: bool = False, threads: int | None = None) -> Model:
+               disable_metacommands: bool = False, graph: bool = False, threads: int | None = None,
+               every_position: bool = False) -> Model:
     """Load the model folder written by `llama-ort optimize` onto `provider`'s device number `device_id`.
 
     max_seq_len (static mode) is capped at the model's context length: no position beyond it has a rotary
     embedding. None selects dynamic mode. graph captures each decode step as a CUDA graph (cuda, static mode,
     a model built for the cuda target). threads sets the CPU provider's thread count (default: one a core).
+    every_position loads it for scoring text: its logits are every fed position's, [batch * seq_len, vocab]
+    (a model built without --all-logits is rewritten as it loads: graph/every_position.py).
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise fail(folder, "no such model folder: build one with `llama-ort optimize`")
     manifest = io.Manifest.load(folder)
     spec = ModelSpec.from_dict(manifest.spec)
-    check_generates(manifest, folder)
+    if not every_position:
+        check_generates(manifest, folder)
     model_path = folder / manifest.model_file
     if not model_path.exists():
         raise fail(model_path, "missing from the model folder: rebuild it with `llama-ort optimize`")
@@ -130,8 +138,13 @@ def load_model(folder: str | Path, provider: str = "cpu", *, max_seq_len: int | 
         check_graph_capture(target, manifest, max_seq_len)
     environment = target.one_kv_head_per_query_environment if spec.num_heads == spec.num_kv_heads else ()
     try:
-        session = create_session(str(model_path), target, device_id, disable_metacommands, max_seq_len, graph,
-                                 threads, environment)
+        model = str(model_path)
+        if every_position and not manifest.all_logits:
+            from ..graph.every_position import every_position_model  # onnx: imported only where needed
+
+            model = every_position_model(model_path)
+        session = create_session(model, target, device_id, disable_metacommands, max_seq_len, graph, threads,
+                                 environment, external_data_folder=folder)
     except Exception as e:
         if type(e).__module__ != ort.capi.onnxruntime_pybind11_state.__name__:
             raise

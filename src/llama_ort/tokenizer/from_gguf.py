@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import gguf
 import tokenizers
 from tokenizers import AddedToken, decoders, models, normalizers
 
+from ..checkpoint.gguf_file import GGUFFile
 from ..errors import fail
 from .config import CONFIG_FILE, GENERATION_CONFIG_FILE
 from .pretokenizers import BY_GGUF_NAME
@@ -43,11 +43,10 @@ END_ID_KEYS = ("tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id")
 def read_metadata(path: Path) -> dict:
     """The `tokenizer.*` and `general.sampling.*` metadata of the GGUF at `path`, as Python values."""
     try:
-        reader = gguf.GGUFReader(path)
+        fields = GGUFFile(path).fields
     except (ValueError, OSError) as e:
         raise fail(path, f"is not a readable GGUF file ({e})") from e
-    return {key: field.contents() for key, field in reader.fields.items()
-            if key.startswith(("tokenizer.", "general.sampling."))}
+    return {key: value for key, value in fields.items() if key.startswith(("tokenizer.", "general.sampling."))}
 
 
 def export_gguf_tokenizer(path: Path, dest: Path) -> list[Path]:
