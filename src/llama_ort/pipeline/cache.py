@@ -73,8 +73,8 @@ class Cache:
         except (OSError, ValueError, KeyError, TypeError):  # a damaged record
             whole = False
         if not whole:
-            log.warning("%s: cache entry %s is corrupt (a file is missing or has another size); rebuilding it",
-                        pass_name, folder)
+            log.warning("%s: cache entry %s is corrupt (a damaged record, or a file missing or of another size); "
+                        "rebuilding it", pass_name, folder)
             self.drop(folder)
             return None
         return folder
@@ -95,7 +95,8 @@ class Cache:
     def read_bytes(self, entry: Path, name: str) -> bytes:
         """One (small) file of `entry`, failing with CorruptEntry if it is not what was recorded."""
         data = (entry / name).read_bytes()
-        if hashlib.sha256(data).hexdigest() != self.files(entry)[name][1]:
+        _, digest = self.files(entry).get(name, (None, None))
+        if hashlib.sha256(data).hexdigest() != digest:
             raise CorruptEntry(entry, name)
         return data
 
