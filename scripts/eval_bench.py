@@ -79,6 +79,13 @@ def run_worker(src: Path, code: str, tokens: int) -> dict:
     return row
 
 
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
+
+
 def summary(runs: list[dict]) -> dict:
     """One case's runs: the best and the median speed, the highest memory."""
     speeds = sorted(run["tokens_per_s"] for run in runs)
@@ -114,6 +121,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "src"))
     from llama_ort.pipeline import embedded_model_folder
 
+    load_at_start = [round(load, 2) for load in os.getloadavg()]  # other work on the machine slows every case
     os.chdir(ROOT)  # the embedded model's default folder is relative: models/optimized/...
     embedded_model_folder("cpu")
     with tempfile.TemporaryDirectory() as old:
@@ -141,8 +149,8 @@ def main() -> None:
         "text": "README.md + docs/*.md (name order, blank lines between, repeated), first N tokens",
         "baseline": args.baseline, "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                                              capture_output=True, text=True).stdout.strip(),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "load_average_at_end": os.getloadavg()},
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "load_average_at_start": load_at_start,
+                    "load_average_at_end": [round(load, 2) for load in os.getloadavg()]},
         "eval": rows, "info": info,
     }
     text = json.dumps(result, indent=2) + "\n"
