@@ -27,6 +27,9 @@ def chat_body(server, **fields) -> dict:
 BAD_REQUESTS = [
     ("malformed JSON", CHAT, lambda s: b'{"model": "x", "messages": [', 400, "invalid_json", None),
     ("an empty body", CHAT, lambda s: b"", 400, "invalid_json", None),
+    *[(f"{constant} as a number", CHAT, lambda s, c=constant: b'{"model": "' + s.model.encode() + b'", "messages": '
+       b'[{"role": "user", "content": "hi"}], "repetition_penalty": ' + c + b"}", 400, "invalid_json", None)
+      for constant in (b"NaN", b"Infinity", b"-Infinity")],
     ("invalid UTF-8", CHAT, lambda s: b'{"model": "' + s.model.encode() + b'", "messages": [{"role": "user", '
                                       b'"content": "caf\xe9 \xff"}]}', 400, "invalid_encoding", None),
     ("a lone surrogate", CHAT, lambda s: b'{"model": "' + s.model.encode() + b'", "messages": [{"role": "user", '

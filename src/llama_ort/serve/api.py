@@ -99,9 +99,14 @@ async def read_body(request: Request, schema: type[Body]) -> Body:
     return await run_in_threadpool(parse_body, await request.body(), schema)
 
 
+def refuse_constant(name: str):
+    """Python's json reads NaN and Infinity, which JSON has not: no sampling field may be one."""
+    raise json.JSONDecodeError(f"{name} is not a JSON value", name, 0)
+
+
 def parse_body(raw: bytes, schema: type[Body]) -> Body:
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=refuse_constant)
     except UnicodeDecodeError as e:
         raise ApiError(400, f"the body is not valid UTF-8 ({e.reason} at byte {e.start})",
                        code="invalid_encoding") from None
