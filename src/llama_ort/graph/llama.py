@@ -86,7 +86,8 @@ def decoder(b: GraphBuilder, w: Weights, target: Target, spec: ModelSpec, input_
 
 
 def last_positions(b: GraphBuilder, x: str, state: AttentionState, spec: ModelSpec, is_decode: bool) -> str:
-    """[B, S, H] -> [B, H]: each row's last real token (rows of a prompt batch are right-padded)."""
+    """[B, S, H] -> [B, H]: each row's last real token (rows of a prompt batch are right-padded). The names
+    "last" and "last_hidden" are how graph/every_position.py finds this to turn it to every position."""
     if not is_decode:
         # Row b's last token sits at seqlens_k[b] in a first prompt, and at S-1 when the prompt extends a cache
         # or is one token.
