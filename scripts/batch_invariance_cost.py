@@ -1,6 +1,6 @@
 """What batch invariance costs a lone stream on the CPU: the engine's decode steps run at least two rows, since
 MatMulNBits computes one row on another path than several (docs/serve.md). Times one request alone on an engine
-of one slot (one-row steps) and of two slots (two-row steps), interleaved, on a model folder.
+of two slots with batch invariance off (one-row steps) and on (two-row steps), interleaved, on a model folder.
 Usage: python scripts/batch_invariance_cost.py MODEL_FOLDER [--rounds 6] [--tokens 128]"""
 
 import argparse
@@ -33,7 +33,7 @@ def main() -> None:
     model = load_model(args.model, max_seq_len=512)
     tokenizer = Tokenizer.from_folder(args.model)
     prompt = tokenizer.encode_chat([{"role": "user", "content": "Write a story about the sea."}])
-    engines = {"one-row steps": Engine(model, tokenizer, EngineConfig(slots=1)),
+    engines = {"one-row steps": Engine(model, tokenizer, EngineConfig(slots=2, batch_invariant=False)),
                "two-row steps": Engine(model, tokenizer, EngineConfig(slots=2))}
     rates = {name: [] for name in engines}
     for _ in range(args.rounds):

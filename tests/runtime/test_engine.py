@@ -63,6 +63,7 @@ def test_staggered_requests_give_transformers_greedy_tokens(built, model, tokeni
 
 
 def test_32_staggered_requests_equal_each_request_alone(model, tokenizer):
+    """fp32 products give a row the same numbers at every row count, one included: no companion row needed."""
     rng = np.random.default_rng(7)
     prompts = [[1, *rng.integers(2, 128, int(rng.integers(2, 30))).tolist()] for _ in range(32)]
     alone = []
@@ -77,6 +78,7 @@ def test_32_staggered_requests_equal_each_request_alone(model, tokenizer):
     order = [prompts.index(p) for step in sorted(arrivals) for p, _ in arrivals[step]]
     batched = run_until_done(engine, dict(sorted(arrivals.items())))
     assert batched == [alone[i] for i in order]
+    assert engine.min_rows == 1
 
 
 def test_prefix_reuse_gives_the_tokens_of_a_fresh_prefill(built, model, tokenizer):

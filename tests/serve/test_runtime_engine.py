@@ -70,3 +70,12 @@ def test_int4_greedy_answers_are_the_same_alone_and_beside_others(engine):
         for row, token in batch.step().items():
             tokens.setdefault(row, []).append(token.id)
     assert [tokens[row] for row in rows] == alone
+    assert batch.min_rows == 2  # the throwaway companion row of a lone request
+
+
+def test_without_batch_invariance_a_lone_request_decodes_one_row(engine):
+    import dataclasses
+
+    free = runtime_engine.RuntimeEngine(engine.model, engine.tokenizer, engine.name,
+                                        dataclasses.replace(engine.config, batch_invariant=False))
+    assert free.open_batch(2).min_rows == 1

@@ -39,6 +39,10 @@ from .stopping import RowText
 class EngineConfig:
     slots: int = 16  # requests decoded together
     prefill_chunk: int = 256  # prompt tokens run between two decode steps
+    # A request's tokens the same alone as beside others: where the provider computes one row on another path
+    # (Provider.one_row_paths), a lone request is decoded with a throwaway companion row, at a cost
+    # (docs/serve.md); off, a lone int4 request on the CPU decodes faster and may get other tokens.
+    batch_invariant: bool = True
 
     def __post_init__(self):
         if self.slots < 1:
@@ -134,6 +138,7 @@ class Engine:
         # Where the cuda target derives total_sequence_length from shapes (docs/model-format.md), a prompt must
         # start on an empty cache: one run per prompt, and no prefix reuse.
         self.extends_cache = not get_target(model.manifest.target).shape_only_total_length
+        self.min_rows = 2 if config.batch_invariant and model.manifest.precision in model.provider.one_row_paths else 1
         self.requests: dict[int, Request] = {}  # by row id, in arrival order
         self.row_ids = itertools.count()
         self.steps: dict[int, StepBuffers] = {}  # by batch size
@@ -292,12 +297,12 @@ class Engine:
     def _bucket(self, rows: int) -> int:
         """The batch a step of `rows` rows runs.
 
-        At least two rows where there are two slots: the CPU's MatMulNBits computes a one-row product on another
-        path than a many-row one, whose rows come out the same for every row count from two up (measured:
-        docs/serve.md), so a request alone would otherwise get other numbers than beside others, and at times
-        other tokens. Each captured graph has a fixed batch, so with graphs the rows are rounded up to a power of
-        two (or all slots), for a few graphs that cover every count."""
-        rows = min(max(rows, 2), len(self.slots))
+        At least min_rows: where the provider computes one row on another path than several (the CPU's int4
+        MatMulNBits, whose rows come out the same for every count from two up), a request alone would otherwise
+        get other numbers than beside others, and at times other tokens (docs/serve.md). Each captured graph has
+        a fixed batch, so with graphs the rows are rounded up to a power of two (or all slots), for a few graphs
+        that cover every count."""
+        rows = min(max(rows, self.min_rows), len(self.slots))
         if not self.model.graph:
             return rows
         return min(1 << (rows - 1).bit_length(), len(self.slots))

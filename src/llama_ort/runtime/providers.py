@@ -29,6 +29,11 @@ class Provider:
     # the serving engine binds slot ranges of its KV cache this way. DirectML and WebGPU addresses are opaque
     # handles, so there the engine has one slot.
     binds_at_offsets: bool = False
+    # Precisions whose matrix products take another path for one row than for several, so that a row's numbers
+    # depend on whether it is alone in its step: the serving engine then never decodes one row (docs/serve.md,
+    # batch invariance). CPU: MatMulNBits (int4) has a one-row path, and its rows agree bit for bit for every
+    # count from two up; float32 MatMul agrees for every count from one. Not measured on the GPU providers.
+    one_row_paths: tuple[str, ...] = ()
     # Sessionless device buffers come from a shared allocator; WebGPU ones must come from a session (and are
     # then usable by every session on the same WebGPU context).
     allocates_through_session: bool = False
@@ -59,7 +64,7 @@ PROVIDERS = {
     p.name: p
     for p in (
         Provider("cpu", "CPUExecutionProvider", "cpu", "pip install onnxruntime", takes_device_id=False,
-                 binds_at_offsets=True),
+                 binds_at_offsets=True, one_row_paths=("int4",)),
         Provider("cuda", "CUDAExecutionProvider", "cuda",
                  "pip uninstall onnxruntime && pip install onnxruntime-gpu", captures_graphs=True, binds_at_offsets=True,
                  one_kv_head_per_query_environment=(("ORT_ENABLE_XQA", "0"),)),

@@ -4,6 +4,7 @@ row, and a continuous-batching engine (llama_ort.runtime.engine) of max_rows slo
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import onnxruntime as ort
@@ -21,14 +22,16 @@ PREFILL_CHUNK = 256  # prompt tokens run between two decode steps
 
 
 def load_engine(folder: str | Path, provider: str = "cpu", max_seq_len: int = MAX_SEQ_LEN, device_id: int = 0, *,
-                prefill_chunk: int = PREFILL_CHUNK, graph: bool = False) -> RuntimeEngine:
+                prefill_chunk: int = PREFILL_CHUNK, graph: bool = False, batch_invariant: bool = True) -> RuntimeEngine:
     """The model folder on `provider`'s device number `device_id`, named by its folder. A row holds at most
-    max_seq_len tokens (capped at the model's context length). graph: decode steps replayed as CUDA graphs."""
+    max_seq_len tokens (capped at the model's context length). graph: decode steps replayed as CUDA graphs.
+    batch_invariant: EngineConfig's."""
     if max_seq_len < 2:
         raise fail("max_seq_len", f"must be at least 2 (a prompt token and an answer token), got {max_seq_len}")
     folder = Path(folder)
     model = load_model(folder, provider, max_seq_len=max_seq_len, device_id=device_id, graph=graph)
-    return RuntimeEngine(model, Tokenizer.from_folder(folder), folder.name, EngineConfig(prefill_chunk=prefill_chunk))
+    config = EngineConfig(prefill_chunk=prefill_chunk, batch_invariant=batch_invariant)
+    return RuntimeEngine(model, Tokenizer.from_folder(folder), folder.name, config)
 
 
 class RuntimeEngine:
@@ -56,7 +59,7 @@ class RuntimeEngine:
         if available is not None and size > available:
             raise too_big(max_rows, self.max_seq_len, size, f"{available / 1e9:.2f} GB of memory is available")
         try:
-            return Engine(self.model, self.tokenizer, EngineConfig(max_rows, self.config.prefill_chunk))
+            return Engine(self.model, self.tokenizer, replace(self.config, slots=max_rows))
         except Exception as e:
             if type(e).__module__ != ort.capi.onnxruntime_pybind11_state.__name__:
                 raise

@@ -29,7 +29,8 @@ ALL_HOSTS = "0.0.0.0"  # every interface: the local network too
 def serve(model_dir: str | Path | None = None, host: str = LOCAL_HOST, port: int = 8000,
           open_browser: bool = False, *, provider: str = "cpu", device_id: int = 0, precision: str | None = None,
           max_seq_len: int = MAX_SEQ_LEN, max_batch_size: int = MAX_BATCH_SIZE, max_waiting: int = MAX_WAITING,
-          max_body_bytes: int | None = None, prefill_chunk: int = PREFILL_CHUNK, cuda_graph: bool = False) -> None:
+          max_body_bytes: int | None = None, prefill_chunk: int = PREFILL_CHUNK, cuda_graph: bool = False,
+          batch_invariant: bool = True) -> None:
     """Serve `model_dir` (None: the embedded default model, built in `precision`) on host:port until interrupted.
 
     host 127.0.0.1 serves this machine only, 0.0.0.0 the local network too. open_browser opens the chat
@@ -37,11 +38,13 @@ def serve(model_dir: str | Path | None = None, host: str = LOCAL_HOST, port: int
     max_batch_size requests decode together (the KV cache's slots, allocated at start) and max_waiting more wait
     for room. A request body over max_body_bytes gets 413 (None: room for a prompt of max_seq_len tokens).
     Prompts run in chunks of prefill_chunk tokens between decode steps; cuda_graph replays each decode step's
-    batch size as a CUDA graph.
+    batch size as a CUDA graph. batch_invariant off lets a lone int4 request on the CPU decode faster, at the
+    cost of answers that may change with the load (docs/serve.md).
     """
     check_listenable(host, port)
     folder = Path(model_dir) if model_dir is not None else embedded_model_folder(provider, precision)
-    engine = load_engine(folder, provider, max_seq_len, device_id, prefill_chunk=prefill_chunk, graph=cuda_graph)
+    engine = load_engine(folder, provider, max_seq_len, device_id, prefill_chunk=prefill_chunk, graph=cuda_graph,
+                         batch_invariant=batch_invariant)
     app = create_app(engine, max_batch_size, max_waiting, max_body_bytes)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
     for url in page_urls(host, port):
