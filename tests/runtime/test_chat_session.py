@@ -69,3 +69,12 @@ def test_in_static_mode_a_turn_runs_only_its_new_tokens_and_answers_the_same(tin
         assert "".join(r.text for r in responses) == answer(fresh, message)
         if turn:  # the history up to the last answer's text, which is tokenized anew after it
             assert responses[-1].cached_tokens >= history - 12 > 0
+
+
+def test_a_turn_left_early_frees_the_conversations_slot(tiny):
+    chat = Chat(load_model(tiny.folder, max_seq_len=160), Tokenizer.from_folder(tiny.folder),
+                GenerateOptions(max_new_tokens=12))
+    for _ in chat.send("Hi"):
+        break  # the caller stops reading after one token
+    assert chat.engine.free_slots == 1 and not chat.engine.has_work
+    assert answer(chat, "More")

@@ -79,3 +79,16 @@ def test_without_batch_invariance_a_lone_request_decodes_one_row(engine):
     free = runtime_engine.RuntimeEngine(engine.model, engine.tokenizer, engine.name,
                                         dataclasses.replace(engine.config, batch_invariant=False))
     assert free.open_batch(2).min_rows == 1
+
+
+def test_int4_answers_are_the_same_when_a_slot_already_holds_the_prompt(engine):
+    """A reused prefix leaves at least two prompt tokens to run: a one-token chunk would take the one-row path."""
+    options = GenerateOptions(max_new_tokens=16, ignore_eos=True)
+    batch = engine.open_batch(2)
+    for question in QUESTIONS[:3]:
+        prompt = engine.encode_chat([{"role": "user", "content": question}])
+        first = batch.add(prompt, options)
+        fresh = run(batch)[first]
+        again = batch.add(prompt, options)
+        assert batch.reused_tokens(again) == len(prompt) - 2
+        assert run(batch)[again] == fresh

@@ -35,13 +35,19 @@ from .slots import SlotCache
 from .stopping import RowText
 
 
+# Prompt tokens a slot other than the lowest free one must save to be taken: reuse that saves less costs more
+# in the longer decode batch than it saves.
+REUSE_WORTH = 64
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     slots: int = 16  # requests decoded together
     prefill_chunk: int = 256  # prompt tokens run between two decode steps
     # A request's tokens the same alone as beside others: where the provider computes one row on another path
     # (Provider.one_row_paths), a lone request is decoded with a throwaway companion row, at a cost
-    # (docs/serve.md); off, a lone int4 request on the CPU decodes faster and may get other tokens.
+    # (docs/serve.md); off, a lone int4 request on the CPU decodes faster and may get other tokens. An engine
+    # of one slot always decodes one row: one request at a time is consistent with itself.
     batch_invariant: bool = True
 
     def __post_init__(self):
@@ -128,7 +134,7 @@ class Engine:
             raise fail("max_seq_len", "the engine runs on a static cache: load the model with a max_seq_len")
         if config.slots > 1 and not model.provider.binds_at_offsets:
             raise fail("slots", f"the {model.provider.name} provider cannot bind part of a buffer, so its engine "
-                                f"has one slot: give slots=1")
+                                f"has one slot: give slots=1 (serve: --max-batch-size 1)")
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
@@ -198,15 +204,20 @@ class Engine:
     # --- prompts
 
     def _choose_slot(self, prompt: list[int]) -> tuple[Slot | None, int]:
-        """The free slot holding the longest start of the prompt (the lowest one among equals), and how many of
-        its tokens it keeps: at least the prompt's last token is run again, for its logits."""
+        """The lowest free slot, or the one holding the longest start of the prompt where that saves at least
+        REUSE_WORTH more tokens (a shared chat template's first tokens are not worth a longer batch), and how
+        many of its tokens it keeps: the prompt's last token (its last two where one row takes another path,
+        so that no prompt chunk is a single row) runs again, for its logits."""
         free = [slot for slot in self.slots if slot.request is None]
         if not free:
             return None, 0
         if not self.extends_cache:
             return free[0], 0
-        reuse = {slot.index: min(common_prefix(slot.tokens, prompt), len(prompt) - 1) for slot in free}
+        keep_at_most = max(len(prompt) - (2 if self.min_rows > 1 else 1), 0)
+        reuse = {slot.index: min(common_prefix(slot.tokens, prompt), keep_at_most) for slot in free}
         best = max(free, key=lambda slot: (reuse[slot.index], -slot.index))
+        if reuse[best.index] - reuse[free[0].index] < REUSE_WORTH:
+            best = free[0]
         return best, reuse[best.index]
 
     def _prefill_some(self) -> dict[int, Token]:
@@ -234,7 +245,10 @@ class Engine:
         if not self.extends_cache:
             return len(request.pending)
         done = len(request.slot.tokens) - request.reused
-        return self.config.prefill_chunk - done % self.config.prefill_chunk
+        size = self.config.prefill_chunk - done % self.config.prefill_chunk
+        if self.min_rows > 1 and len(request.pending) - size == 1 and size > 2:
+            size -= 1  # never leave a chunk of one row: it would take the one-row path
+        return size
 
     def _run_prompt_chunk(self, request: Request, chunk: list[int]) -> None:
         model, slot, binding = self.model, request.slot, self.prefill_binding

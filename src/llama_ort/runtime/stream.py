@@ -97,12 +97,19 @@ def stream_on_engine(engine: Engine, ids: list[int], options: GenerateOptions) -
     if row is None:
         raise fail("engine", "has no free slot: run one request at a time on it")
     clock, count, cached = Clock(), 0, engine.reused_tokens(row)
-    while engine.has_work:
-        for token in engine.step().values():
+    try:
+        while True:
+            token = engine.step().get(row)
+            if token is None:  # its prompt is still running
+                continue
             count += 1
             prompt_tps, generation_tps, elapsed_s = clock.rates(len(ids), count)
             yield Response(token.text, token.id, len(ids), prompt_tps, count, generation_tps, elapsed_s,
                            token.finish_reason, cached)
+            if token.finish_reason:
+                return
+    finally:  # a caller that stops early (or a failed step) frees the slot
+        engine.drop(row)
 
 
 def generate(model: Model, tokenizer, prompt: str | list[int], options: GenerateOptions = GenerateOptions()) -> str:
