@@ -5,6 +5,7 @@
 #
 # `bash scripts/test.sh --latest [pytest args]` runs the suite against the newest releases instead, in
 # .venv-latest, and writes their versions to .venv-latest/constraints.txt: the way to move the pins on purpose.
+# torch stays at its pin there too: PyPI's newest torch is a CUDA build that brings gigabytes of CUDA libraries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=.venv
@@ -12,9 +13,11 @@ pins=(--constraint constraints.txt)
 if [ "${1:-}" = "--latest" ]; then
   shift
   venv=.venv-latest
-  pins=(--upgrade --upgrade-strategy eager)
+  mkdir -p "$venv"
+  grep '^torch==' constraints.txt > "$venv/torch-pin.txt"
+  pins=(--upgrade --upgrade-strategy eager --constraint "$venv/torch-pin.txt")
 fi
-[ -d "$venv" ] || python3 -m venv "$venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 . "$venv/bin/activate"
 # The pins reach the isolated build of llama-ort itself (setuptools) through the environment.
 [ "$venv" = .venv ] && export PIP_CONSTRAINT="$PWD/constraints.txt"
