@@ -130,13 +130,8 @@ class DecoderBinding:
         self._bind_all()
 
     def _run(self, capture: bool = True) -> None:
-        binding = self.bindings[self.turn]
-        options = None
-        if self.graph_ids:
-            options = ort.RunOptions()
-            options.add_run_config_entry("gpu_graph_id", str(self.graph_ids[self.turn]) if capture else "-1")
-        self.model.session.run_with_iobinding(binding, options)
-        binding.synchronize_outputs()
+        graph_id = self.graph_ids[self.turn] if self.graph_ids and capture else None
+        self.model.run_bound(self.bindings[self.turn], graph_id)
         self.turn = 1 - self.turn
 
     def _bind_all(self) -> None:

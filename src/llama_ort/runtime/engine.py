@@ -98,18 +98,12 @@ class StepBuffers:
         index, length = model.index_dtype, cache.max_seq_len
         self.ids = model.allocate((batch, 1), index, on_host=not model.provider.tokens_on_device)
         self.mask = model.allocate((batch, length), index)
-        self.logits = model.allocate((batch, model.spec.vocab_size), np.float32)
-        self.next_token = model.allocate((batch,), model.next_token_dtype)
         self.binding = model.session.io_binding()
-        self.binding.bind_ortvalue_output(io.NEXT_ATTENTION_MASK, model.allocate((batch, length), index))
-        self.binding.bind_ortvalue_output(io.LOGITS, self.logits)
-        self.binding.bind_ortvalue_output(io.NEXT_TOKEN, self.next_token)
+        self.logits, self.next_token = bind_step_outputs(model, self.binding, batch, length)
         self.rotary = []
         if model.manifest.rotary_io:
             shape = (batch, 1, model.spec.head_dim // 2)
             self.rotary = [(name, model.allocate(shape, model.kv_dtype)) for name in (io.COS, io.SIN)]
-            for name in (io.NEXT_COS, io.NEXT_SIN):
-                self.binding.bind_ortvalue_output(name, model.allocate(shape, model.kv_dtype))
         cache.bind(self.binding, 0, batch)
 
     def run(self, ids: np.ndarray, lengths: np.ndarray) -> None:
@@ -125,7 +119,23 @@ class StepBuffers:
             for name, buffer in self.rotary:
                 buffer.update_inplace(feeds[name])
                 self.binding.bind_ortvalue_input(name, buffer)
-        run(model, self.binding, self.graph_id)
+        model.run_bound(self.binding, self.graph_id)
+
+
+def bind_step_outputs(model: Model, binding: ort.IOBinding, batch: int, max_seq_len: int):
+    """Bind a step's outputs: logits and next_token, which are read, and the next mask and rotary embeddings,
+    which the engine computes on the host instead (rows join and leave between steps) and so only writes.
+    Returns (logits, next_token)."""
+    logits = model.allocate((batch, model.spec.vocab_size), np.float32)
+    next_token = model.allocate((batch,), model.next_token_dtype)
+    binding.bind_ortvalue_output(io.LOGITS, logits)
+    binding.bind_ortvalue_output(io.NEXT_TOKEN, next_token)
+    binding.bind_ortvalue_output(io.NEXT_ATTENTION_MASK, model.allocate((batch, max_seq_len), model.index_dtype))
+    if model.manifest.rotary_io:
+        shape = (batch, 1, model.spec.head_dim // 2)
+        for name in (io.NEXT_COS, io.NEXT_SIN):
+            binding.bind_ortvalue_output(name, model.allocate(shape, model.kv_dtype))
+    return logits, next_token
 
 
 class Engine:
@@ -150,9 +160,7 @@ class Engine:
         self.steps: dict[int, StepBuffers] = {}  # by batch size
         self.prefill_binding = model.session.io_binding()
         self.prefill_mask = model.allocate((1, self.max_seq_len), model.index_dtype)
-        self.prefill_logits = model.allocate((1, model.spec.vocab_size), np.float32)
-        self.prefill_token = model.allocate((1,), model.next_token_dtype)
-        self._bind_prefill_outputs()
+        self.prefill_logits, self.prefill_token = bind_step_outputs(model, self.prefill_binding, 1, self.max_seq_len)
 
     @property
     def has_work(self) -> bool:
@@ -260,20 +268,9 @@ class Engine:
             for name, value in prompt_rotary_feeds(model.spec, [len(chunk)], [length], model.kv_dtype).items():
                 binding.bind_cpu_input(name, value)
         self.cache.bind(binding, slot.index, 1)
-        run(model, binding, None)  # a prompt's shape changes from run to run: never captured
+        model.run_bound(binding)  # a prompt's shape changes from run to run: never captured
         slot.tokens.extend(chunk)
         request.pending = request.pending[len(chunk):]
-
-    def _bind_prefill_outputs(self) -> None:
-        model, binding = self.model, self.prefill_binding
-        binding.bind_ortvalue_output(io.LOGITS, self.prefill_logits)
-        binding.bind_ortvalue_output(io.NEXT_TOKEN, self.prefill_token)
-        binding.bind_ortvalue_output(io.NEXT_ATTENTION_MASK,
-                                     model.allocate((1, self.max_seq_len), model.index_dtype))
-        if model.manifest.rotary_io:
-            shape = (1, 1, model.spec.head_dim // 2)
-            for name in (io.NEXT_COS, io.NEXT_SIN):
-                binding.bind_ortvalue_output(name, model.allocate(shape, model.kv_dtype))
 
     # --- decode steps
 
@@ -340,15 +337,6 @@ class Engine:
     def _release(self, request: Request) -> None:
         request.slot.request = None
         del self.requests[request.row]
-
-
-def run(model: Model, binding: ort.IOBinding, graph_id: int | None) -> None:
-    options = None
-    if model.graph:
-        options = ort.RunOptions()
-        options.add_run_config_entry("gpu_graph_id", str(graph_id) if graph_id is not None else "-1")
-    model.session.run_with_iobinding(binding, options)
-    binding.synchronize_outputs()
 
 
 def mask_for(lengths: np.ndarray, max_seq_len: int, dtype) -> np.ndarray:

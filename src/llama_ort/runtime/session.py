@@ -70,6 +70,16 @@ class Model:
                                                                     self.device_id)
         return ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, self.provider.device_type, self.device_id)
 
+    def run_bound(self, binding: ort.IOBinding, graph_id: int | None = None) -> None:
+        """Run the session on `binding` and wait for its outputs. With CUDA graphs, graph_id names the graph the
+        step is captured as (then replayed); None runs it uncaptured (a prompt, whose shape changes)."""
+        options = None
+        if self.graph:
+            options = ort.RunOptions()
+            options.add_run_config_entry("gpu_graph_id", str(graph_id) if graph_id is not None else "-1")
+        self.session.run_with_iobinding(binding, options)
+        binding.synchronize_outputs()
+
     def sibling_session(self, model: bytes) -> ort.InferenceSession:
         """Another session on the same provider and device, whose buffers this model's can be bound to."""
         return create_session(model, self.provider, self.device_id, self.disable_metacommands)
