@@ -160,3 +160,15 @@ def test_a_request_dropped_while_its_prompt_runs_frees_its_slot(model, tokenizer
     engine.drop(row)
     assert engine.free_slots == 1 and not engine.has_work
     assert engine.add(PROMPTS[0], greedy()) is not None
+
+
+@pytest.mark.parametrize("prompt_len", [2, 8, 9, 17, 18])
+def test_where_one_row_takes_another_path_no_prompt_chunk_is_one_token(model, tokenizer, monkeypatch, prompt_len):
+    engine = Engine(model, tokenizer, EngineConfig(slots=2, prefill_chunk=8))
+    engine.min_rows = 2  # as for int4 on the CPU (Provider.one_row_paths)
+    chunks = []
+    run_chunk = engine._run_prompt_chunk
+    monkeypatch.setattr(engine, "_run_prompt_chunk", lambda request, chunk: (chunks.append(len(chunk)),
+                                                                             run_chunk(request, chunk)))
+    run_until_done(engine, {0: [([1, *range(2, prompt_len + 1)], greedy(max_new_tokens=2))]})
+    assert sum(chunks) == prompt_len and min(chunks) >= 2 and max(chunks) <= 9

@@ -249,13 +249,14 @@ class Engine:
 
     def _chunk_size(self, request: Request) -> int:
         """Up to the next multiple of prefill_chunk past the request's first new position; the whole prompt
-        where a prompt must start on an empty cache."""
+        where a prompt must start on an empty cache. Where one row takes another path, a last chunk of one token
+        joins the chunk before it."""
         if not self.extends_cache:
             return len(request.pending)
         done = len(request.slot.tokens) - request.reused
         size = self.config.prefill_chunk - done % self.config.prefill_chunk
-        if self.min_rows > 1 and len(request.pending) - size == 1 and size > 2:
-            size -= 1  # never leave a chunk of one row: it would take the one-row path
+        if self.min_rows > 1 and len(request.pending) - size == 1:
+            size += 1
         return size
 
     def _run_prompt_chunk(self, request: Request, chunk: list[int]) -> None:
